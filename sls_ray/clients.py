@@ -1,0 +1,138 @@
+"""Client objects a function gets from ``ctx.storage(name)`` (docs/api.md, "Storage clients").
+
+Thin: each method turns into one simcall. Writes whose answer the code does not need (put,
+delete, SQS delete/renew) are queued lazily; size limits are checked before anything is
+sent, as a real SDK would fail the call at once.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from sls_ray.errors import ItemTooLarge
+
+
+class KVClient:
+    def __init__(self, ctx, name: str) -> None:
+        self._ctx = ctx
+        self.name = name
+        self.item_limit = ctx._item_limits.get(name)
+        self.can_list = ctx._service_kinds.get(name) not in NO_LISTING
+
+    def put(self, key: str, value: Any) -> None:
+        handle, size = self._ctx._encode_checked(self.name, key, value)
+        self._ctx._storage_call(self.name, "put", (key,), size, handle, lazy=True)
+
+    def get(self, key: str) -> Any:
+        return self._ctx._received(self._ctx._storage_call(self.name, "get", (key,)), f"{self.name}:{key}")
+
+    def exists(self, key: str) -> bool:
+        return self._ctx._storage_call(self.name, "exists", (key,))
+
+    def delete(self, keys: str | Iterable[str]) -> None:
+        keys = (keys,) if isinstance(keys, str) else tuple(keys)
+        self._ctx._storage_call(self.name, "delete", (keys,), lazy=True)
+
+    def list(self, prefix: str = "") -> list[str]:
+        return self._ctx._storage_call(self.name, "list", (prefix,))
+
+    def mget(self, keys: Iterable[str]) -> dict[str, Any]:
+        handles = self._ctx._storage_call(self.name, "mget", (tuple(keys),))
+        out = {k: self._ctx._gw.decode(h) for k, h in handles.items()}
+        for k, v in out.items():
+            self._ctx._received(v, f"{self.name}:{k}")
+        return out
+
+    def wait(self, key: str, poll_interval: float = 0.1, timeout: float | None = None) -> None:
+        self._ctx._storage_call(self.name, "wait", (key, poll_interval, timeout))
+
+    def get_wait(self, key: str, poll_interval: float = 0.1, timeout: float | None = None) -> Any:
+        value = self._ctx._storage_call(self.name, "get_wait", (key, poll_interval, timeout))
+        return self._ctx._received(value, f"{self.name}:{key}")
+
+    def wait_count(self, prefix: str, n: int, poll_interval: float = 0.1, timeout: float | None = None) -> list[str]:
+        return self._ctx._storage_call(self.name, "wait_count", (prefix, poll_interval, timeout, n))
+
+    def wait_keys(self, keys: Iterable[str], poll_interval: float = 0.1, timeout: float | None = None) -> None:
+        self._ctx._storage_call(self.name, "wait_keys", (tuple(keys), poll_interval, timeout))
+
+
+#: kinds without key listing (LambdaML lists Memcached by multi-getting candidate keys)
+NO_LISTING = {"memcached"}
+
+
+class RedisClient(KVClient):
+    """Redis commands on small inline values (NumPyWren's state store)."""
+
+    def incr(self, key: str, by: int = 1) -> int:
+        return self._ctx._storage_call(self.name, "incr", (key, by), 16)
+
+    def setnx(self, key: str, value: Any) -> bool:
+        return self._ctx._storage_call(self.name, "setnx", (key, value), 16)
+
+    def cas(self, key: str, expected: Any, new: Any) -> bool:
+        return self._ctx._storage_call(self.name, "cas", (key, expected, new), 16)
+
+    def setnx_incr(self, flag_key: str, counter_key: str, by: int = 1) -> int | None:
+        return self._ctx._storage_call(self.name, "setnx_incr", (flag_key, counter_key, by), 32)
+
+    def getv(self, key: str) -> Any:
+        return self._ctx._storage_call(self.name, "getv", (key,))
+
+    def setv(self, key: str, value: Any, lazy: bool = True) -> None:
+        self._ctx._storage_call(self.name, "setv", (key, value), 16, lazy=lazy)
+
+    def transaction(self, ops: list[tuple]) -> list:
+        return self._ctx._storage_call(self.name, "transaction", (tuple(tuple(o) for o in ops),), 16 * len(ops))
+
+
+class Message:
+    __slots__ = ("id", "body", "receipt", "receive_count")
+
+    def __init__(self, id: int, body: Any, receipt: int, receive_count: int) -> None:
+        self.id, self.body, self.receipt, self.receive_count = id, body, receipt, receive_count
+
+    def __repr__(self) -> str:
+        return f"Message(id={self.id}, receipt={self.receipt}, receive_count={self.receive_count})"
+
+
+class SQSClient:
+    def __init__(self, ctx, name: str) -> None:
+        self._ctx = ctx
+        self.name = name
+        self.item_limit = ctx._item_limits.get(name)
+
+    def send(self, queue: str, body: Any) -> None:
+        handle, size = self._ctx._gw.encode(body)
+        if self.item_limit is not None and size > self.item_limit:
+            raise ItemTooLarge(f"{self.name}: message of {size} bytes is above the {self.item_limit}-byte limit")
+        self._ctx._storage_call(self.name, "send", (queue,), size, handle, lazy=True)
+
+    def receive(self, queue: str, visibility_timeout: float = 30.0, wait: float = 0.0) -> Message | None:
+        out = self._ctx._storage_call(self.name, "receive", (queue, visibility_timeout, wait))
+        if out is None:
+            return None
+        return Message(out["id"], self._ctx._gw.decode(out["body"]), out["receipt"], out["receive_count"])
+
+    def delete_message(self, queue: str, receipt: int) -> None:
+        self._ctx._storage_call(self.name, "delete_message", (queue, receipt), lazy=True)
+
+    def change_visibility(self, queue: str, receipt: int, timeout: float) -> bool:
+        return self._ctx._storage_call(self.name, "change_visibility", (queue, receipt, timeout))
+
+    def length(self, queue: str) -> int:
+        return self._ctx._storage_call(self.name, "length", (queue,))
+
+    def in_flight(self, queue: str) -> int:
+        return self._ctx._storage_call(self.name, "in_flight", (queue,))
+
+
+#: service kind -> client class; kinds not listed get the key-value client
+CLIENTS = {"redis": RedisClient, "sqs": SQSClient}
+
+
+def client_for(ctx, name: str, kind: str | None):
+    if kind is None:
+        from sls_ray.errors import NotSupported
+
+        raise NotSupported(f"no storage service named '{name}'; known: {sorted(ctx._service_kinds)}")
+    return CLIENTS.get(kind, KVClient)(ctx, name)

@@ -1,0 +1,163 @@
+"""Experiment configs: YAML in, validated pydantic models out, with errors a person can act on.
+
+An experiment config names a platform profile (``configs/platforms/<name>.yaml`` or a path)
+and may override any of its values under ``profile:``; ``--set a.b=c`` overrides anything
+from the command line. Unknown keys are errors that name the field, the file and the allowed
+keys (STYLE.md, "Configs a person can read").
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from sls_ray.errors import ConfigError
+from sls_ray.faults import FaultSpec
+from sls_ray.platform import PlatformProfile, Strict
+
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "configs" / "platforms"
+
+
+class RunOptions(Strict):
+    transport: Literal["local", "ray"] = Field("local", description="in-process threads, or Ray actors")
+    hosts: int = Field(2, ge=1, le=256, description="FunctionHost actors (ray transport)")
+    address: str | None = Field(None, description="Ray cluster address; None starts a local instance")
+    watchdog_s: float = Field(600.0, gt=0, description="real seconds without a simcall before giving up")
+
+
+class ExperimentConfig(Strict):
+    experiment: str = Field(description="experiment kind (sls-ray list)")
+    seed: int = Field(0, description="every random stream derives from it")
+    platform: str = Field("aws_2020", description="profile name in configs/platforms, or a YAML path")
+    profile: dict[str, Any] = Field(default_factory=dict, description="overrides of the profile's values")
+    params: dict[str, Any] = Field(default_factory=dict, description="the experiment's parameters")
+    faults: list[FaultSpec] = Field(default_factory=list, description="fault plan in virtual time")
+    run: RunOptions = Field(default_factory=RunOptions)
+    sweep: dict[str, list[Any]] = Field(default_factory=dict, description="default grid for sls-ray sweep")
+    description: str = Field("", description="what this config reproduces")
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _format_validation(e: ValidationError, where: str, model: type[BaseModel] | None = None,
+                       prefix: str = "") -> str:
+    parts = []
+    for err in e.errors()[:3]:
+        loc = prefix + ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            parent = err["loc"][:-1]
+            allowed = _allowed_keys(model, parent) if model else []
+            hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
+            parts.append(f"unknown key '{loc}'{hint}. Remove it or fix its spelling")
+        elif err["type"] == "missing":
+            parts.append(f"missing required key '{loc}'. Add it")
+        else:
+            parts.append(f"'{loc}': {err['msg']} (got {err.get('input')!r})")
+    return f"{where}: " + "; ".join(parts)
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    cur: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(cur, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        cur = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        if cur is None:
+            return []
+    return sorted(getattr(cur, "model_fields", {}))
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file. Check the path (sls-ray list shows the configs)") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: malformed YAML{where}: {getattr(e, 'problem', e)}. Fix the syntax") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
+    return data
+
+
+def parse_set(item: str) -> tuple[list[str], Any]:
+    """``a.b=c`` -> (["a", "b"], yaml-parsed c)."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set params.workers=8")
+    key, raw = item.split("=", 1)
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise ConfigError(f"--set {item!r}: empty key; write e.g. --set params.workers=8")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {item!r}: value {raw!r} is not valid YAML") from None
+    return path, value
+
+
+def apply_set(data: dict, path: list[str], value: Any) -> dict:
+    out = copy.deepcopy(data)
+    cur = out
+    for p in path[:-1]:
+        nxt = cur.get(p)
+        if nxt is None:
+            nxt = cur[p] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"--set {'.'.join(path)}: '{p}' is a value, not a section")
+        cur = nxt
+    cur[path[-1]] = value
+    return out
+
+
+def load_profile(name_or_path: str, overrides: dict | None = None) -> PlatformProfile:
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROFILE_DIR / f"{name_or_path}.yaml"
+        if not path.exists():
+            known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+            raise ConfigError(f"platform: unknown profile '{name_or_path}'; known profiles: {known}")
+    data = _deep_merge(read_yaml(path), overrides or {})
+    try:
+        return PlatformProfile(**data)
+    except ValidationError as e:
+        raise ConfigError(_format_validation(e, f"{path} (profile)", PlatformProfile)) from None
+
+
+def load_config(path: str | Path | None = None, sets: list[str] = (), data: dict | None = None) -> ExperimentConfig:
+    where = str(path) if path is not None else "<config>"
+    raw = read_yaml(Path(path)) if path is not None else copy.deepcopy(data or {})
+    for item in sets:
+        key, value = parse_set(item)
+        raw = apply_set(raw, key, value)
+    try:
+        return ExperimentConfig(**raw)
+    except ValidationError as e:
+        raise ConfigError(_format_validation(e, where, ExperimentConfig)) from None
+
+
+def resolve_params(cfg: ExperimentConfig, params_model: type[BaseModel]) -> BaseModel:
+    try:
+        return params_model(**cfg.params)
+    except ValidationError as e:
+        raise ConfigError(_format_validation(e, f"experiment '{cfg.experiment}'", params_model,
+                                             prefix="params.")) from None

@@ -1,0 +1,86 @@
+"""Experiment kinds: the registry and the base class a paper system implements.
+
+An experiment is a set of handlers plus an entry invocation, parameters as a pydantic
+model, and what it adds to the result directory (extra CSVs and PNGs). Running and plotting
+are separate steps: ``plot`` reads only the CSVs a run wrote (STYLE.md, "Experiments → CSV →
+figures"). The core never imports a paper system; the registry names them by path.
+"""
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import pandas as pd
+from pydantic import BaseModel
+
+from sls_ray.errors import ConfigError
+
+#: experiment kind -> "module:Class"
+EXPERIMENTS: dict[str, str] = {
+    "allreduce": "sls_ray.quickstart:AllReduceExperiment",
+    "lambdaml": "sls_ray.lambdaml.experiment:LambdaMLExperiment",
+    "numpywren": "sls_ray.numpywren.experiment:NumPyWrenExperiment",
+}
+
+
+def experiment_class(kind: str) -> type["Experiment"]:
+    if kind not in EXPERIMENTS:
+        raise ConfigError(f"experiment: unknown experiment '{kind}'; known experiments: {sorted(EXPERIMENTS)}")
+    module, cls = EXPERIMENTS[kind].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+class Experiment(ABC):
+    """Base class; subclasses set ``Params`` and implement ``handlers`` and ``entry``."""
+
+    name: ClassVar[str] = "experiment"
+    description: ClassVar[str] = ""
+    Params: ClassVar[type[BaseModel]]
+
+    def __init__(self, params: BaseModel, profile) -> None:
+        self.params = params
+        self.profile = profile
+
+    # -- what runs
+    @abstractmethod
+    def handlers(self) -> dict[str, Callable]:
+        """Handler name -> module-level function ``fn(ctx, payload)``."""
+
+    @abstractmethod
+    def entry(self) -> tuple[str, Any]:
+        """(handler, payload) the driver invokes asynchronously at t = 0."""
+
+    def handler_memory(self) -> dict[str, int]:
+        """Memory size (MB) per handler; unlisted handlers get the profile's default."""
+        return {}
+
+    def handler_timeout(self) -> dict[str, float]:
+        return {}
+
+    def required_services(self) -> list[str]:
+        """Service names the experiment uses; a missing one is a config error naming it."""
+        return []
+
+    def faults(self) -> list[dict]:
+        """Extra fault specs the experiment adds to the config's own."""
+        return []
+
+    # -- what it reports
+    def tables(self, result) -> dict[str, pd.DataFrame]:
+        """Extra long-format CSVs for the result directory, built from the run's records."""
+        return {}
+
+    def summary_extra(self, result) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def plot(cls, result_dir: Path) -> list[Path]:
+        """PNGs of one run, from its CSVs only."""
+        return []
+
+    @classmethod
+    def plot_sweep(cls, sweep_dir: Path, sweep: pd.DataFrame) -> list[Path]:
+        """PNGs of a sweep, from sweep.csv (and the points' CSVs)."""
+        return []

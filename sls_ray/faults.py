@@ -1,0 +1,82 @@
+"""Fault injection in virtual time, deterministic with the run's seed.
+
+Kinds: kill one function at t; kill a fraction p of the functions running at t0 at random
+times in [t0, t1]; a Memcached/Redis node loses its data at t; a service slows down
+(latency x factor, bandwidth / factor) during [t0, t1]. Each is a kernel event.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+import numpy as np
+from pydantic import Field
+
+from sls_ray.platform import Strict
+from sls_ray.vtime import RANK_FAULT, to_ns
+
+
+class KillFunction(Strict):
+    kind: Literal["kill"] = "kill"
+    fid: int = Field(ge=1, description="function id to kill (ids are deterministic: see invocations.csv)")
+    at_s: float = Field(ge=0, description="virtual time of the kill")
+
+    def install(self, kernel, index: int) -> None:
+        kernel.schedule(to_ns(self.at_s), RANK_FAULT, -3, index,
+                        lambda t: kernel.kill(self.fid, t, f"fault #{index}"))
+
+
+class KillFraction(Strict):
+    kind: Literal["kill_fraction"] = "kill_fraction"
+    fraction: float = Field(gt=0, le=1, description="share of the functions running at t0 to kill")
+    t0_s: float = Field(ge=0, description="window start")
+    t1_s: float = Field(ge=0, description="window end (each victim dies at a uniform time in [t0, t1])")
+    handler: str | None = Field(None, description="only functions of this handler")
+
+    def install(self, kernel, index: int) -> None:
+        def choose(t: int) -> None:
+            live = sorted(r.fid for r in kernel.functions.values()
+                          if r.state in ("running", "blocked") and r.dead_ns is None and not r.is_vm
+                          and (self.handler is None or r.handler == self.handler))
+            rng = np.random.default_rng([kernel.seed, index, 0xFA17])
+            n = int(round(self.fraction * len(live)))
+            victims = sorted(rng.choice(live, size=n, replace=False).tolist()) if n else []
+            times = rng.uniform(self.t0_s, max(self.t0_s, self.t1_s), size=len(victims))
+            for fid, at in zip(victims, times):
+                kernel.schedule(max(t, to_ns(float(at))), RANK_FAULT, -3, index,
+                                lambda tt, f=fid: kernel.kill(f, tt, f"fault #{index} (kill_fraction)"))
+
+        kernel.schedule(to_ns(self.t0_s), RANK_FAULT, -3, index, choose)
+
+
+class LoseData(Strict):
+    kind: Literal["lose_data"] = "lose_data"
+    service: str = Field(description="a memcached or redis service")
+    at_s: float = Field(ge=0)
+
+    def install(self, kernel, index: int) -> None:
+        svc = kernel.services[self.service]
+        kernel.schedule(to_ns(self.at_s), RANK_FAULT, -3, index, lambda t: svc.lose_data(t))
+
+
+class SlowDown(Strict):
+    kind: Literal["slowdown"] = "slowdown"
+    service: str
+    factor: float = Field(gt=0, description="latency x factor, bandwidth / factor")
+    t0_s: float = Field(ge=0)
+    t1_s: float = Field(ge=0)
+
+    def install(self, kernel, index: int) -> None:
+        svc = kernel.services[self.service]
+
+        def set_factor(t: int, f: float) -> None:
+            svc.latency_factor = f
+            link = svc.link()
+            if link is not None:
+                link.slowdown = f
+                kernel.network.reshare_link(t, link)
+
+        kernel.schedule(to_ns(self.t0_s), RANK_FAULT, -3, index, lambda t: set_factor(t, self.factor))
+        kernel.schedule(to_ns(self.t1_s), RANK_FAULT, -3, index, lambda t: set_factor(t, 1.0))
+
+
+FaultSpec = Annotated[Union[KillFunction, KillFraction, LoseData, SlowDown], Field(discriminator="kind")]

@@ -1,0 +1,200 @@
+"""Build a simulation from a config, run it on a transport, and collect its records.
+
+``simulate(cfg)`` is the one entry point the CLI, sweeps, experiments and tests share.
+Everything in ``RunResult.summary`` except the ``nondeterministic`` block is a pure function
+of the config and seed: the trace hash pins it (docs/design.md, "Determinism").
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pandas as pd
+
+from sls_ray.billing import billed_ms, cost_breakdown, provisioned
+from sls_ray.config import ExperimentConfig, load_profile, resolve_params
+from sls_ray.errors import ConfigError
+from sls_ray.experiment import Experiment, experiment_class
+from sls_ray.kernel import DRIVER, SimKernel
+from sls_ray.payload import encode
+from sls_ray.vtime import to_s
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # functions share cores: BLAS threads would escape the model
+
+
+@dataclass
+class RunResult:
+    config: dict
+    summary: dict
+    invocations: pd.DataFrame
+    storage: pd.DataFrame
+    metrics: pd.DataFrame
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    experiment: Experiment | None = None
+
+    def metric(self, kind: str) -> pd.DataFrame:
+        """The metrics rows of one kind, with their fields as columns."""
+        if self.metrics.empty:
+            return self.metrics
+        return self.metrics[self.metrics["kind"] == kind].dropna(axis=1, how="all").reset_index(drop=True)
+
+
+def limit_threads() -> None:
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
+def build(cfg: ExperimentConfig) -> tuple[Experiment, Any]:
+    """The experiment object and its resolved platform profile, validated."""
+    profile = load_profile(cfg.platform, cfg.profile)
+    exp_cls = experiment_class(cfg.experiment)
+    params = resolve_params(cfg, exp_cls.Params)
+    exp = exp_cls(params, profile)
+    for name in exp.required_services():
+        if name not in profile.services:
+            raise ConfigError(f"experiment '{cfg.experiment}' needs a storage service named '{name}', "
+                              f"but profile '{profile.name}' has only {sorted(profile.services)}; "
+                              f"add it under profile.services or pick another service")
+    for handler, mb in exp.handler_memory().items():
+        profile.functions.check_memory(mb, f"memory of handler '{handler}'")
+    for fault in cfg.faults:
+        svc = getattr(fault, "service", None)
+        if svc is not None and svc not in profile.services:
+            raise ConfigError(f"faults: service '{svc}' is not in the profile; known: {sorted(profile.services)}")
+    return exp, profile
+
+
+def resolved_config(cfg: ExperimentConfig, exp: Experiment, profile) -> dict:
+    data = cfg.model_dump(mode="json")
+    data["params"] = exp.params.model_dump(mode="json")
+    data["profile"] = profile.model_dump(mode="json")
+    return data
+
+
+def simulate(cfg: ExperimentConfig, progress: Callable | None = None) -> RunResult:
+    exp, profile = build(cfg)
+    limit_threads()
+    wall0 = time.perf_counter()
+    handlers = exp.handlers()
+    if cfg.run.transport == "ray":
+        from sls_ray.actors.ray_transport import RayTransport
+
+        transport = RayTransport(cfg, handlers)
+    else:
+        from sls_ray.transport.local import LocalTransport
+
+        transport = LocalTransport(handlers, watchdog_s=cfg.run.watchdog_s)
+    transport.progress = progress
+    kernel, status = transport.execute(lambda hooks: make_kernel(cfg, exp, profile, hooks))
+    wall = time.perf_counter() - wall0
+    return collect(cfg, exp, profile, kernel, status, wall, transport_name=cfg.run.transport)
+
+
+def make_kernel(cfg: ExperimentConfig, exp: Experiment, profile, hooks) -> SimKernel:
+    kernel = SimKernel(profile, cfg.seed, hooks, exp.handler_memory(), exp.handler_timeout())
+    kernel.apply_faults(list(cfg.faults) + [_fault(f) for f in exp.faults()])
+    handler, payload = exp.entry()
+    handle, size = encode(payload)
+    kernel.invoke_entry(handler, handle, size)
+    return kernel
+
+
+def _fault(spec: dict):
+    from pydantic import TypeAdapter
+
+    from sls_ray.faults import FaultSpec
+
+    return TypeAdapter(FaultSpec).validate_python(spec)
+
+
+def collect(cfg: ExperimentConfig, exp: Experiment, profile, kernel: SimKernel, status: str, wall: float,
+            transport_name: str) -> RunResult:
+    fprof = profile.functions
+    rows = []
+    for rec in sorted(kernel.functions.values(), key=lambda r: r.fid):
+        if rec.fid == DRIVER or rec.end_ns is None or rec.state != "done":
+            continue
+        duration = rec.end_ns - rec.start_ns
+        rows.append({
+            "id": rec.fid, "invocation": rec.invocation, "attempt": rec.attempt, "handler": rec.handler,
+            "memory_mb": rec.memory_mb if not rec.is_vm else 0, "start_s": to_s(rec.start_ns),
+            "end_s": to_s(rec.end_ns),
+            "billed_ms": billed_ms(duration, fprof.billing_granularity_ms) if not rec.is_vm else 0.0,
+            "cold": bool(rec.cold), "status": rec.status, "error": rec.error.split("\n")[0][:300],
+            "vm": rec.is_vm,
+        })
+    lambda_rows = [r for r in rows if not r["vm"]]
+    end_ns = kernel.makespan_ns()
+    services = provisioned(kernel.services, exp.required_services())
+    costs = cost_breakdown(lambda_rows, fprof, services, end_ns)
+    storage_rows = []
+    for name, svc in services.items():
+        u = svc.usage
+        svc_cost = {k: v for k, v in costs.items() if k.startswith(name + "_")}
+        row = {"service": name, "kind": svc.kind, "requests": u.total_requests, "bytes_in": u.bytes_in,
+               "bytes_out": u.bytes_out, "throttles": u.throttles, "cost_usd": sum(svc_cost.values())}
+        for op, n in sorted(u.requests.items()):
+            row[f"req_{op}"] = n
+        storage_rows.append(row)
+    failures: dict[str, int] = {}
+    for r in rows:
+        if r["status"] != "ok":
+            failures[r["status"]] = failures.get(r["status"], 0) + 1
+    metrics = _metrics_frame(kernel.metrics)
+    summary = {
+        "experiment": cfg.experiment, "seed": cfg.seed, "status": "ok" if status == "done" else status,
+        "makespan_s": to_s(end_ns),
+        "cost_usd": costs,
+        "counts": {**kernel.counts, "functions": len(lambda_rows), "vm_processes": len(rows) - len(lambda_rows),
+                   "peak_concurrency": kernel.invoker.peak_active},
+        "failures": failures,
+        "storage_requests": {r["service"]: r["requests"] for r in storage_rows},
+        "notes": [n for n in (s.startup_note() for s in services.values()) if n],
+    }
+    if kernel.deadlock is not None:
+        summary["deadlock"] = str(kernel.deadlock)
+    inv = pd.DataFrame(rows, columns=["id", "invocation", "attempt", "handler", "memory_mb", "start_s", "end_s",
+                                      "billed_ms", "cold", "status", "error", "vm"])
+    storage = pd.DataFrame(storage_rows)
+    result = RunResult(resolved_config(cfg, exp, kernel.profile), summary, inv, storage, metrics, experiment=exp)
+    result.tables = exp.tables(result)
+    summary.update(exp.summary_extra(result))
+    summary["trace_hash"] = trace_hash(result)
+    summary["nondeterministic"] = {"host_wall_s": round(wall, 3), "transport": transport_name,
+                                   "hosts": cfg.run.hosts if transport_name == "ray" else 1,
+                                   "note": "host wall time depends on the machine and its load; nothing else does"}
+    return result
+
+
+def _metrics_frame(raw: list[tuple]) -> pd.DataFrame:
+    if not raw:
+        return pd.DataFrame(columns=["t", "fid", "seq", "handler", "kind"])
+    rows = [{"t": to_s(t), "fid": fid, "seq": seq, "handler": h, "kind": kind, **fields}
+            for t, fid, seq, h, kind, fields in sorted(raw, key=lambda r: r[:3])]
+    return pd.DataFrame(rows)
+
+
+def trace_hash(result: RunResult) -> str:
+    """A digest of every virtual outcome: equal hashes mean bit-identical runs."""
+    h = hashlib.sha256()
+    h.update(result.invocations.to_csv(index=False).encode())
+    h.update(result.storage.to_csv(index=False).encode())
+    h.update(result.metrics.to_csv(index=False).encode())
+    core = {k: v for k, v in result.summary.items() if k not in ("nondeterministic", "trace_hash")}
+    h.update(json.dumps(core, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]

@@ -1,0 +1,49 @@
+"""Storage and messaging stand-ins: one module each, one registry.
+
+A new service is one module plus one line in REGISTRY (docs/adding.md).
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from pydantic import ValidationError
+
+from sls_ray.errors import ConfigError
+
+#: kind -> "module:Class"; imported lazily so a broken plug-in fails only when used
+REGISTRY: dict[str, str] = {
+    "s3": "sls_ray.storage.s3:S3",
+    "memcached": "sls_ray.storage.memcached:Memcached",
+    "dynamodb": "sls_ray.storage.dynamodb:DynamoDB",
+    "redis": "sls_ray.storage.redis:Redis",
+    "sqs": "sls_ray.storage.sqs:SQS",
+    "vm": "sls_ray.storage.vm:VM",
+}
+
+
+def service_class(kind: str):
+    if kind not in REGISTRY:
+        raise ConfigError(f"services: unknown service kind '{kind}'; known kinds: {sorted(REGISTRY)}")
+    module, cls = REGISTRY[kind].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def validate_service_config(name: str, raw: dict[str, Any]):
+    if not isinstance(raw, dict) or "kind" not in raw:
+        raise ConfigError(f"services.{name}: needs a 'kind' (one of {sorted(REGISTRY)})")
+    cls = service_class(raw["kind"])
+    try:
+        return cls.Config(**raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"services.{name}.{loc}: {err['msg']}") from None
+
+
+def build_services(profile, env) -> dict[str, Any]:
+    services = {}
+    for name, raw in profile.services.items():
+        cfg = validate_service_config(name, raw)
+        services[name] = service_class(cfg.kind)(name, cfg, env)
+    return services

@@ -1,0 +1,189 @@
+"""What every storage stand-in shares: request outcomes, usage counters, polling watchers.
+
+A service is a plain, synchronous, deterministic class (STYLE.md, "Logic as plain classes").
+The kernel hands it a request at its virtual *arrival* time; the service answers with an
+``Outcome`` that says what the network must carry and when state changes. Services never see
+payload bytes, only sizes and opaque handles.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Protocol
+
+from pydantic import Field
+
+from sls_ray.platform import Strict
+from sls_ray.vtime import NS_PER_S, to_ns
+
+MONTH_S = 30 * 24 * 3600.0
+GB = 1e9
+
+
+class ServiceConfig(Strict):
+    """Settings every service has; each stand-in extends this."""
+
+    kind: str = Field(description="which stand-in: a key of sls_ray.storage.REGISTRY")
+    latency_s: float = Field(0.02, ge=0, description="request latency (first byte), paid half each way")
+    poll_interval_s: float = Field(0.1, ge=0, description="default interval of client polling loops")
+    price_per_gb_month: float = Field(0.0, ge=0, description="storage price, USD per GB-month, pro-rated")
+
+
+# ---------------------------------------------------------------- outcomes
+@dataclass(slots=True)
+class Request:
+    fid: int
+    seq: int
+    method: str
+    args: tuple
+    size: int
+    handle: Any
+    t_issue_ns: int
+
+
+@dataclass(slots=True)
+class Done:
+    """Answer now; ``nbytes`` flow from the service to the caller first."""
+
+    value: Any = None
+    handle: Any = None
+    nbytes: int = 0
+
+
+@dataclass(slots=True)
+class Upload:
+    """``nbytes`` flow from the caller to the service; then ``commit(t_ns)`` gives the answer."""
+
+    nbytes: int
+    commit: Callable[[int], Any]
+
+
+@dataclass(slots=True)
+class Fail:
+    error: str
+    message: str
+
+
+@dataclass(slots=True)
+class Throttle:
+    reason: str
+
+
+@dataclass(slots=True)
+class Park:
+    """The request waits inside the service (a poll loop, a long-poll receive).
+
+    The service later calls ``ServiceEnv.resume(ticket, t_ns, outcome)``.
+    """
+
+    ticket: "Ticket"
+
+
+Outcome = Done | Upload | Fail | Throttle | Park
+
+
+@dataclass(slots=True)
+class Ticket:
+    """A parked request: who waits, since when, and until when."""
+
+    fid: int
+    seq: int
+    t_arrive_ns: int
+    deadline_ns: int
+    data: dict = field(default_factory=dict)
+    closed: bool = False
+
+
+class ServiceEnv(Protocol):
+    """What the kernel lends a service: scheduling events and resuming parked requests."""
+
+    def schedule(self, t_ns: int, rank: int, fid: int, seq: int, fn: Callable[[int], None], passive: bool = False) -> None: ...
+
+    def resume(self, ticket: Ticket, t_ns: int, outcome: Outcome) -> None: ...
+
+
+# ---------------------------------------------------------------- usage and billing
+@dataclass
+class Usage:
+    """Per-service counters that end up in storage.csv."""
+
+    requests: dict[str, int] = field(default_factory=dict)
+    bytes_in: int = 0
+    bytes_out: int = 0
+    throttles: int = 0
+    byte_seconds: float = 0.0
+    stored_bytes: int = 0
+    _last_ns: int = 0
+
+    def count(self, op: str, n: int = 1) -> None:
+        self.requests[op] = self.requests.get(op, 0) + n
+
+    def stored(self, t_ns: int, delta: int) -> None:
+        self.byte_seconds += self.stored_bytes * (t_ns - self._last_ns) / NS_PER_S
+        self._last_ns = t_ns
+        self.stored_bytes += delta
+
+    def close(self, t_ns: int) -> None:
+        self.stored(t_ns, 0)
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+
+def per_second_billing(up_ns: int, min_s: float, price_per_hour: float) -> float:
+    """Node cost for the whole time it is up, idle included, with a billing minimum."""
+    seconds = max(up_ns / NS_PER_S, min_s)
+    return math.ceil(seconds) * price_per_hour / 3600.0
+
+
+class Service:
+    """Base of every stand-in. Subclasses set ``kind``, ``Config`` and implement ``op_*``."""
+
+    kind: ClassVar[str] = "base"
+    Config: ClassVar[type[ServiceConfig]] = ServiceConfig
+    #: methods that only read; everything else may change state (commits rank before reads)
+    read_methods: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, name: str, config: ServiceConfig, env: ServiceEnv) -> None:
+        self.name = name
+        self.config = config
+        self.env = env
+        self.usage = Usage()
+        self.latency_factor = 1.0  # fault injection: a slow service
+
+    # -- kernel-facing
+    def one_way_ns(self) -> int:
+        return to_ns(self.config.latency_s * self.latency_factor / 2)
+
+    def nominal_one_way_ns(self) -> int:
+        return to_ns(self.config.latency_s / 2)
+
+    def handle(self, t_ns: int, req: Request) -> Outcome:
+        method = getattr(self, "op_" + req.method, None)
+        if method is None:
+            return Fail("NotSupported", f"{self.kind} service '{self.name}' has no operation '{req.method}'")
+        return method(t_ns, req)
+
+    def link(self):
+        """The node link flows to this service cross, or None when unbounded."""
+        return None
+
+    def cost(self, end_ns: int) -> dict[str, float]:
+        """USD by component over a run that ended at end_ns."""
+        self.usage.close(end_ns)
+        return {"storage": self.usage.byte_seconds / GB / MONTH_S * self.config.price_per_gb_month}
+
+    def lose_data(self, t_ns: int) -> None:
+        """A node failure wipes the data; durable services (S3, DynamoDB) refuse the fault."""
+        from sls_ray.errors import ConfigError
+
+        raise ConfigError(f"faults: service '{self.name}' ({self.kind}) is durable and cannot lose data; "
+                          f"target a memcached or redis service")
+
+    def ready_ns(self) -> int:
+        """Virtual time at which the service accepts requests (node start-up)."""
+        return 0
+
+    def startup_note(self) -> str:
+        return ""

@@ -1,0 +1,291 @@
+"""A key-value service in virtual time: the part S3, Memcached, DynamoDB, Redis and the VM share.
+
+State changes only at a write's *commit* time (the end of its upload), and a read sees the
+state at its *arrival* time, so "key not yet present" is decided by virtual time alone.
+Polling loops ("wait until K exists", "until N keys under a prefix exist") are resolved
+analytically: when the condition turns true at T, the first literal poll whose server-side
+read is at or after T succeeds, and k + 1 poll requests are billed — the same time and bill
+as a client that really polled every ``poll_interval_s`` (docs/design.md, "Polling").
+"""
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, insort
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from sls_ray.storage.base import (
+    Done, Fail, Outcome, Park, Request, Service, ServiceConfig, Ticket, Throttle, Upload,
+)
+from sls_ray.vtime import INF_NS, RANK_ARRIVE, RANK_TIMER, to_ns
+
+
+class KVConfig(ServiceConfig):
+    item_limit_bytes: int | None = Field(None, description="largest value; None = no limit")
+    list_page_keys: int | None = Field(1000, description="keys per LIST page (each page billed); None = no listing")
+
+
+class KVStore(Service):
+    """Generic key-value semantics; subclasses add limits, rates and prices."""
+
+    Config: ClassVar[type[KVConfig]] = KVConfig
+    read_methods = frozenset({"get", "exists", "list", "mget", "wait", "get_wait", "wait_count", "wait_keys"})
+    #: request classes for billing, by method
+    billing_class: ClassVar[dict[str, str]] = {
+        "put": "PUT", "get": "GET", "delete": "DELETE", "exists": "GET", "list": "LIST", "mget": "GET",
+    }
+
+    def __init__(self, name, config, env) -> None:
+        super().__init__(name, config, env)
+        self.items: dict[str, tuple[Any, int]] = {}
+        self._sorted: list[str] = []
+        self._key_watch: dict[str, list[Ticket]] = {}
+        self._prefix_watch: dict[str, list[Ticket]] = {}
+
+    # ------------------------------------------------------------ hooks for subclasses
+    def admit(self, t_ns: int, req: Request, op_class: str, nbytes: int) -> Throttle | None:
+        """Rate limits (S3 SlowDown, DynamoDB capacity). None = admitted."""
+        return None
+
+    def bill(self, op_class: str, n: int = 1, nbytes: int = 0) -> None:
+        self.usage.count(op_class, n)
+
+    def check_size(self, key: str, size: int) -> Fail | None:
+        limit = self.config.item_limit_bytes
+        if limit is not None and size > limit:
+            return Fail("ItemTooLarge", f"{self.kind} '{self.name}': value for key '{key}' is {size} bytes, "
+                                        f"above the item limit of {limit} bytes")
+        return None
+
+    # ------------------------------------------------------------ state
+    def _write(self, t_ns: int, key: str, handle: Any, size: int) -> None:
+        old = self.items.get(key)
+        self.usage.stored(t_ns, size - (old[1] if old else 0))
+        if old is None:
+            insort(self._sorted, key)
+        self.items[key] = (handle, size)
+        self._notify(t_ns, key)
+
+    def _remove(self, t_ns: int, key: str) -> bool:
+        old = self.items.pop(key, None)
+        if old is None:
+            return False
+        self.usage.stored(t_ns, -old[1])
+        i = bisect_left(self._sorted, key)
+        del self._sorted[i]
+        return True
+
+    def keys_under(self, prefix: str) -> list[str]:
+        i = bisect_left(self._sorted, prefix)
+        out = []
+        while i < len(self._sorted) and self._sorted[i].startswith(prefix):
+            out.append(self._sorted[i])
+            i += 1
+        return out
+
+    def lose_data(self, t_ns: int) -> None:
+        for key in list(self.items):
+            self._remove(t_ns, key)
+
+    # ------------------------------------------------------------ operations
+    def _gate(self, t_ns: int, req: Request, op_class: str, nbytes: int = 0) -> Throttle | None:
+        throttle = self.admit(t_ns, req, op_class, nbytes)
+        if throttle is not None:
+            self.usage.throttles += 1
+        return throttle
+
+    def op_put(self, t_ns: int, req: Request) -> Outcome:
+        key = req.args[0]
+        bad = self.check_size(key, req.size)
+        if bad:
+            return bad
+        gate = self._gate(t_ns, req, "PUT", req.size)
+        if gate:
+            return gate
+        self.bill("PUT", 1, req.size)
+        self.usage.bytes_in += req.size
+
+        def commit(t: int) -> None:
+            self._write(t, key, req.handle, req.size)
+
+        return Upload(req.size, commit)
+
+    def op_get(self, t_ns: int, req: Request) -> Outcome:
+        key = req.args[0]
+        gate = self._gate(t_ns, req, "GET")
+        if gate:
+            return gate
+        item = self.items.get(key)
+        self.bill("GET", 1, item[1] if item else 0)
+        if item is None:
+            return Fail("KeyNotFound", f"{self.kind} '{self.name}': no key '{key}'")
+        self.usage.bytes_out += item[1]
+        return Done(handle=item[0], nbytes=item[1])
+
+    def op_exists(self, t_ns: int, req: Request) -> Outcome:
+        gate = self._gate(t_ns, req, "GET")
+        if gate:
+            return gate
+        self.bill("GET")
+        return Done(value=req.args[0] in self.items)
+
+    def op_delete(self, t_ns: int, req: Request) -> Outcome:
+        keys = req.args[0]
+        gate = self._gate(t_ns, req, "DELETE")
+        if gate:
+            return gate
+        self.bill("DELETE", max(1, len(keys)))
+
+        def commit(t: int) -> int:
+            return sum(self._remove(t, k) for k in keys)
+
+        return Upload(0, commit)
+
+    def op_list(self, t_ns: int, req: Request) -> Outcome:
+        page = self.config.list_page_keys
+        if page is None:
+            return Fail("NotSupported", f"{self.kind} '{self.name}' cannot list keys; use mget over candidate keys")
+        gate = self._gate(t_ns, req, "LIST")
+        if gate:
+            return gate
+        keys = self.keys_under(req.args[0])
+        self.bill("LIST", max(1, math.ceil(len(keys) / page)))
+        return Done(value=keys, nbytes=sum(len(k) for k in keys))
+
+    def op_mget(self, t_ns: int, req: Request) -> Outcome:
+        keys = req.args[0]
+        gate = self._gate(t_ns, req, "GET")
+        if gate:
+            return gate
+        found = {k: self.items[k] for k in keys if k in self.items}
+        self.bill("GET", self.mget_requests(len(keys)))
+        size = sum(s for _, s in found.values())
+        self.usage.bytes_out += size
+        return Done(value={k: h for k, (h, _) in found.items()}, nbytes=size)
+
+    def mget_requests(self, n_keys: int) -> int:
+        """How many billed requests a multi-get of n keys costs (Memcached: one)."""
+        return max(1, n_keys)
+
+    # ------------------------------------------------------------ polling waits
+    def _park(self, t_ns: int, req: Request, kind: str, target: Any, poll_class: str) -> Outcome:
+        interval, timeout = req.args[1], req.args[2]
+        ticket = Ticket(req.fid, req.seq, t_ns,
+                        INF_NS if timeout is None else req.t_issue_ns + to_ns(timeout))
+        period = to_ns(self.config.latency_s * self.latency_factor + interval)
+        ticket.data = {"kind": kind, "target": target, "period": max(1, period), "poll_class": poll_class,
+                       "check_at": None,
+                       "per_poll": self.mget_requests(len(target)) if kind == "keys" else 1}
+        if self._satisfied(ticket):
+            return self._succeed(ticket, t_ns, polls=1)
+        if kind in ("key", "get"):
+            self._key_watch.setdefault(target, []).append(ticket)
+        elif kind == "keys":
+            for k in target:
+                self._key_watch.setdefault(k, []).append(ticket)
+        else:
+            self._prefix_watch.setdefault(target[0], []).append(ticket)
+        if ticket.deadline_ns < INF_NS:
+            self.env.schedule(ticket.deadline_ns, RANK_ARRIVE, req.fid, req.seq,
+                              lambda t, tk=ticket: self._timeout(tk, t))
+        return Park(ticket)
+
+    def _satisfied(self, ticket: Ticket) -> bool:
+        kind, target = ticket.data["kind"], ticket.data["target"]
+        if kind in ("key", "get"):
+            return target in self.items
+        if kind == "keys":
+            return all(k in self.items for k in target)
+        prefix, n = target
+        return len(self.keys_under(prefix)) >= n
+
+    def _notify(self, t_ns: int, key: str) -> None:
+        tickets = list(self._key_watch.get(key, ()))
+        for prefix, lst in self._prefix_watch.items():
+            if key.startswith(prefix):
+                tickets.extend(lst)
+        for ticket in tickets:
+            if ticket.closed or not self._satisfied(ticket):
+                continue
+            period = ticket.data["period"]
+            k = max(0, -(-(t_ns - ticket.t_arrive_ns) // period))
+            check = ticket.t_arrive_ns + k * period
+            if ticket.data["check_at"] is not None and ticket.data["check_at"] <= check:
+                continue
+            ticket.data["check_at"] = check
+            self.env.schedule(check, RANK_ARRIVE, ticket.fid, ticket.seq,
+                              lambda t, tk=ticket, kk=k: self._check(tk, t, kk))
+
+    def _check(self, ticket: Ticket, t_ns: int, k: int) -> None:
+        if ticket.closed or ticket.data["check_at"] != t_ns:
+            return
+        ticket.data["check_at"] = None
+        if self._satisfied(ticket):
+            self._close(ticket)
+            self.env.resume(ticket, t_ns, self._succeed(ticket, t_ns, polls=k + 1))
+
+    def _succeed(self, ticket: Ticket, t_ns: int, polls: int) -> Outcome:
+        kind, target = ticket.data["kind"], ticket.data["target"]
+        self.bill(ticket.data["poll_class"], polls * ticket.data["per_poll"])
+        if kind == "get":
+            handle, size = self.items[target]
+            self.usage.bytes_out += size
+            return Done(handle=handle, nbytes=size)
+        if kind == "prefix":
+            return Done(value=self.keys_under(target[0]))
+        return Done(value=True)
+
+    def _timeout(self, ticket: Ticket, t_ns: int) -> None:
+        if ticket.closed:
+            return
+        self._close(ticket)
+        polls = (t_ns - ticket.t_arrive_ns) // ticket.data["period"] + 1
+        self.bill(ticket.data["poll_class"], int(polls) * ticket.data["per_poll"])
+        self.env.resume(ticket, t_ns, Fail("WaitTimeout", f"{self.kind} '{self.name}': waited for "
+                                                         f"{self.describe(ticket)} until its timeout"))
+
+    def _close(self, ticket: Ticket) -> None:
+        ticket.closed = True
+        kind, target = ticket.data["kind"], ticket.data["target"]
+        keys = [target] if kind in ("key", "get") else (target if kind == "keys" else [])
+        for k in keys:
+            lst = self._key_watch.get(k)
+            if lst and ticket in lst:
+                lst.remove(ticket)
+                if not lst:
+                    del self._key_watch[k]
+        if kind == "prefix":
+            lst = self._prefix_watch.get(target[0])
+            if lst and ticket in lst:
+                lst.remove(ticket)
+                if not lst:
+                    del self._prefix_watch[target[0]]
+
+    def cancel(self, ticket: Ticket) -> None:
+        """The waiting function died: stop watching for it."""
+        if not ticket.closed:
+            self._close(ticket)
+
+    def describe(self, ticket: Ticket) -> str:
+        kind, target = ticket.data["kind"], ticket.data["target"]
+        if kind in ("key", "get"):
+            return f"key '{target}'"
+        if kind == "keys":
+            missing = [k for k in target if k not in self.items]
+            return f"{len(missing)} missing keys (first: '{missing[0] if missing else ''}')"
+        return f"{target[1]} keys under '{target[0]}' (have {len(self.keys_under(target[0]))})"
+
+    def op_wait(self, t_ns: int, req: Request) -> Outcome:
+        return self._park(t_ns, req, "key", req.args[0], "GET")
+
+    def op_get_wait(self, t_ns: int, req: Request) -> Outcome:
+        return self._park(t_ns, req, "get", req.args[0], "GET")
+
+    def op_wait_count(self, t_ns: int, req: Request) -> Outcome:
+        if self.config.list_page_keys is None:
+            return Fail("NotSupported", f"{self.kind} '{self.name}' cannot list keys; use wait_keys")
+        return self._park(t_ns, req, "prefix", (req.args[0], req.args[3]), "LIST")
+
+    def op_wait_keys(self, t_ns: int, req: Request) -> Outcome:
+        return self._park(t_ns, req, "keys", tuple(req.args[0]), "GET")

@@ -1,0 +1,45 @@
+"""What services that live on provisioned nodes share: start-up, a NIC, node-hour billing.
+
+ElastiCache (Memcached, Redis) and EC2 (the VM parameter server) are billed for the whole
+time a node is up, idle included (platform.md, "Cost accounting"); a node takes minutes to
+start [est], and requests sent before then wait for it. One NIC is shared by every client.
+"""
+from __future__ import annotations
+
+from pydantic import Field
+
+from sls_ray.network import Link
+from sls_ray.storage.base import per_second_billing
+from sls_ray.storage.kvstore import KVConfig, KVStore
+from sls_ray.vtime import to_ns
+
+
+class NodeConfig(KVConfig):
+    nic_gbs: float = Field(1.25, gt=0, description="node NIC, GB/s (10 Gbit/s) [doc][est]")
+    startup_s: float = Field(0.0, ge=0, description="time from launch (t=0) until the node serves [est]")
+    node_price_per_hour: float = Field(0.068, ge=0, description="USD per node-hour [est]")
+    billing_min_s: float = Field(60.0, ge=0, description="minimum billed time [doc][est]")
+    nodes: int = Field(1, ge=1, description="identical nodes billed (the store itself is on node 0)")
+
+
+class NodeStore(KVStore):
+    """A key-value store on provisioned nodes."""
+
+    def __init__(self, name, config, env) -> None:
+        super().__init__(name, config, env)
+        self._link = Link(f"svc:{name}", config.nic_gbs * 1e9)
+
+    def link(self):
+        return self._link
+
+    def ready_ns(self) -> int:
+        return to_ns(self.config.startup_s)
+
+    def startup_note(self) -> str:
+        return f"{self.name}: node start-up {self.config.startup_s:g}s [est], billed while up"
+
+    def cost(self, end_ns: int) -> dict[str, float]:
+        out = super().cost(end_ns)
+        out["nodes"] = self.config.nodes * per_second_billing(end_ns, self.config.billing_min_s,
+                                                              self.config.node_price_per_hour)
+        return out

@@ -1,0 +1,33 @@
+"""Virtual time units and the total event order.
+
+The kernel keeps time as integer nanoseconds so that sums never depend on float rounding
+order; the user-facing API speaks float seconds. Events are ordered by
+(time, rank, function id, sequence, sub-sequence) — never by the real order in which
+messages reach the kernel (docs/design.md, "The ordering rule").
+"""
+from __future__ import annotations
+
+import math
+
+NS_PER_S = 1_000_000_000
+
+# Ranks break ties at equal virtual time. Lower runs first.
+RANK_FAULT = 0      # kills, deadlines, node failures: a death at t precedes anything at t
+RANK_COMMIT = 1     # a write becoming visible: a read arriving at t sees writes committed at t
+RANK_ARRIVE = 2     # a request reaching a server, a poll check
+RANK_REPLY = 3      # a reply reaching a function, a function start
+RANK_TIMER = 4      # housekeeping (visibility timeouts, provisioner ticks)
+
+
+def to_ns(seconds: float) -> int:
+    """Seconds to integer nanoseconds, rounding up so that a positive duration never vanishes."""
+    if seconds <= 0:
+        return 0
+    return int(math.ceil(seconds * NS_PER_S - 1e-6))
+
+
+def to_s(ns: int) -> float:
+    return ns / NS_PER_S
+
+
+INF_NS = 1 << 62
