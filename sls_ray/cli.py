@@ -1,0 +1,171 @@
+"""The ``sls-ray`` command line: run, sweep, plot, list (README, "CLI").
+
+Bad input exits with status 2 and one paragraph naming the field and the fix — never a
+traceback. Outputs go to ``runs/<config name>`` unless ``--out`` says otherwise.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from sls_ray.errors import ConfigError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="A deterministic virtual-time serverless cloud on Ray.")
+console = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def _default_out(config: str) -> Path:
+    return Path("runs") / Path(config).stem
+
+
+@app.command()
+def run(config: str = typer.Argument(..., help="experiment config (YAML)"),
+        set_: Optional[List[str]] = typer.Option(None, "--set", help="override, e.g. params.workers=8"),
+        out: Optional[Path] = typer.Option(None, "--out", help="result directory"),
+        transport: Optional[str] = typer.Option(None, "--transport", help="local or ray"),
+        hosts: Optional[int] = typer.Option(None, "--hosts", help="FunctionHost actors (ray transport)"),
+        address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address")) -> None:
+    """Run one experiment and write its result directory."""
+    from sls_ray.config import load_config
+    from sls_ray.results import write_run
+    from sls_ray.runtime import build, simulate
+
+    sets = list(set_ or [])
+    if transport is not None:
+        if transport not in ("local", "ray"):
+            _fail(f"--transport {transport!r}: must be 'local' or 'ray'")
+        sets.append(f"run.transport={transport}")
+    if hosts is not None:
+        sets.append(f"run.hosts={hosts}")
+    if address is not None:
+        sets.append(f"run.address={address}")
+    try:
+        cfg = load_config(config, sets)
+        build(cfg)
+    except ConfigError as e:
+        _fail(str(e))
+    out = out or _default_out(config)
+    with Progress(TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+        last = [0.0]
+
+        def progress(kernel) -> None:
+            now = time.perf_counter()
+            if now - last[0] > 0.2:
+                last[0] = now
+                done = sum(1 for r in kernel.functions.values() if r.state == "done") - 1
+                bar.update(task, description=f"virtual t={kernel.now_ns / 1e9:9.2f}s  functions done={done}")
+
+        result = simulate(cfg, progress=progress)
+    write_run(out, result)
+    s = result.summary
+    console.print(f"{s['status']}: makespan {s['makespan_s']:.3f}s virtual, cost ${s['cost_usd']['total']:.6f}, "
+                  f"{s['counts']['functions']} functions, failures {s['failures'] or 'none'} -> {out}")
+    if s["status"] != "ok":
+        console.print(s.get("deadlock", ""))
+
+
+@app.command()
+def sweep(config: str = typer.Argument(..., help="experiment config (YAML)"),
+          grid: Optional[List[str]] = typer.Option(None, "--grid", help="e.g. workers=1,2,4,8 (repeatable)"),
+          set_: Optional[List[str]] = typer.Option(None, "--set", help="override applied to every point"),
+          out: Optional[Path] = typer.Option(None, "--out", help="sweep directory"),
+          serial: bool = typer.Option(False, "--serial", help="run points one by one in this process"),
+          plot: bool = typer.Option(True, "--plot/--no-plot", help="draw the sweep's figure")) -> None:
+    """Run every grid point (in parallel as Ray tasks); resumes an interrupted sweep."""
+    from sls_ray.sweep import run_sweep
+
+    out = out or _default_out(config)
+    t0 = time.perf_counter()
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("sweep points", total=None)
+
+        def on_point(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            df = run_sweep(config, list(grid or []), list(set_ or []), out, on_point, parallel=not serial)
+        except ConfigError as e:
+            _fail(str(e))
+    console.print(f"{len(df)} points -> {out / 'sweep.csv'} ({time.perf_counter() - t0:.1f}s real)")
+    if plot:
+        for p in _plot(out):
+            console.print(f"figure: {p}")
+
+
+def _plot(directory: Path) -> list[Path]:
+    import pandas as pd
+    import yaml
+
+    from sls_ray.experiment import experiment_class
+
+    directory = Path(directory)
+    if (directory / "sweep.csv").exists():
+        first = sorted(directory.glob("point-*/config.yaml"))
+        if not first:
+            _fail(f"{directory}: sweep.csv has no point directories beside it")
+        kind = yaml.safe_load(first[0].read_text())["experiment"]
+        return experiment_class(kind).plot_sweep(directory, pd.read_csv(directory / "sweep.csv"))
+    if (directory / "config.yaml").exists():
+        kind = yaml.safe_load((directory / "config.yaml").read_text())["experiment"]
+        return experiment_class(kind).plot(directory)
+    _fail(f"{directory}: not a result directory (no config.yaml or sweep.csv); pass a run's or a sweep's --out")
+    return []
+
+
+@app.command()
+def plot(directory: Path = typer.Argument(..., help="a run or sweep directory")) -> None:
+    """Draw PNG figures from a result directory's CSVs (no rerun)."""
+    paths = _plot(directory)
+    for p in paths:
+        console.print(f"figure: {p}")
+    if not paths:
+        console.print("this experiment draws no figure for a single run; sweep it or see its CSVs")
+
+
+@app.command("list")
+def list_() -> None:
+    """Experiments, platform profiles, storage services and shipped configs."""
+    from sls_ray.config import PROFILE_DIR
+    from sls_ray.experiment import EXPERIMENTS, experiment_class
+    from sls_ray.storage import REGISTRY
+
+    out = Console()
+    out.print("[bold]experiments[/]")
+    for name in sorted(EXPERIMENTS):
+        try:
+            desc = experiment_class(name).description
+        except ImportError as e:
+            desc = f"(unavailable: {e})"
+        out.print(f"  {name:12s} {desc}")
+    out.print("[bold]platform profiles[/]")
+    for p in sorted(PROFILE_DIR.glob("*.yaml")):
+        out.print(f"  {p.stem}")
+    out.print("[bold]storage services[/]")
+    for kind, path in sorted(REGISTRY.items()):
+        out.print(f"  {kind:12s} {path}")
+    out.print("[bold]configs[/]")
+    for p in sorted((PROFILE_DIR.parent).rglob("*.yaml")):
+        if p.parent != PROFILE_DIR:
+            out.print(f"  {p.relative_to(PROFILE_DIR.parent.parent)}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

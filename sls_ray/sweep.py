@@ -1,0 +1,115 @@
+"""Parameter sweeps: one run per grid point, points in parallel as Ray tasks, resumable.
+
+A point is finished once its ``summary.json`` exists (written last, atomically), so a sweep
+that was interrupted reruns only the points that did not finish. ``sweep.csv`` joins every
+point's parameters and summary, one row per point.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import yaml
+
+from sls_ray.config import apply_set, load_config, parse_set, read_yaml
+from sls_ray.errors import ConfigError
+from sls_ray.results import flatten_summary, is_finished, read_summary, write_csv, write_run
+
+
+def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        path, value = parse_set(item)
+        raw = item.split("=", 1)[1]
+        values = [yaml.safe_load(v) for v in raw.split(",") if v.strip()]
+        if not values:
+            raise ConfigError(f"--grid {item!r}: no values; write e.g. --grid workers=1,2,4")
+        grid[grid_key(".".join(path))] = values
+    return grid
+
+
+def grid_key(key: str) -> str:
+    """Bare names are experiment parameters: ``workers`` means ``params.workers``."""
+    return key if "." in key else f"params.{key}"
+
+
+def expand(raw: dict, grid: dict[str, list[Any]]) -> list[tuple[dict, dict]]:
+    """Every combination: (point's config data, {grid key: value})."""
+    keys = list(grid)
+    points = []
+    for combo in itertools.product(*(grid[k] for k in keys)):
+        data = raw
+        for k, v in zip(keys, combo):
+            data = apply_set(data, k.split("."), v)
+        points.append((data, dict(zip(keys, combo))))
+    return points
+
+
+def _run_point(data: dict, out: str) -> dict:
+    from sls_ray.runtime import simulate
+
+    result = simulate(load_config(data=data))
+    write_run(Path(out), result)
+    return result.summary
+
+
+def run_sweep(config_path: str, grid_items: list[str], sets: list[str], out: Path,
+              on_point: Callable[[int, int], None] | None = None, parallel: bool = True) -> pd.DataFrame:
+    raw = read_yaml(Path(config_path))
+    for item in sets:
+        k, v = parse_set(item)
+        raw = apply_set(raw, k, v)
+    grid = parse_grid(grid_items) if grid_items else {grid_key(k): v for k, v in (raw.get("sweep") or {}).items()}
+    if not grid:
+        raise ConfigError(f"{config_path}: nothing to sweep; pass --grid KEY=V1,V2 or add a 'sweep:' section")
+    points = expand(raw, grid)
+    from sls_ray.runtime import build
+
+    for data, _ in points:  # validate every point before running any
+        build(load_config(data=data))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "grid.json").write_text(json.dumps(grid, indent=2))
+    dirs = [out / f"point-{i:03d}" for i in range(len(points))]
+    todo = [i for i in range(len(points)) if not is_finished(dirs[i])]
+    done = len(points) - len(todo)
+    if on_point:
+        on_point(done, len(points))
+    if todo:
+        use_ray = parallel and len(todo) > 1 and all(p[0].get("run", {}).get("transport", "local") == "local"
+                                                       for p in points)
+        if use_ray:
+            import ray
+
+            from sls_ray.actors.ray_session import ensure_ray
+
+            ensure_ray()
+            task = ray.remote(num_cpus=1, max_retries=0)(_run_point)
+            pending = {task.remote(points[i][0], str(dirs[i])): i for i in todo}
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    pending.pop(ref)
+                    ray.get(ref)
+                    done += 1
+                    if on_point:
+                        on_point(done, len(points))
+        else:
+            for i in todo:
+                _run_point(points[i][0], str(dirs[i]))
+                done += 1
+                if on_point:
+                    on_point(done, len(points))
+    rows = []
+    for (data, values), d in zip(points, dirs):
+        resolved = yaml.safe_load((d / "config.yaml").read_text())
+        row = flatten_summary(read_summary(d), resolved["params"])
+        for k, v in values.items():
+            row.setdefault(k, v)
+        row["point"] = d.name
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    write_csv(out / "sweep.csv", df)
+    return df
