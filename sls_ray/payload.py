@@ -41,22 +41,23 @@ def nbytes_of(value: Any) -> int:
     return 0
 
 
-def wire_size(value: Any) -> tuple[int, bytes | None]:
-    """(size, pickled blob or None when the value is raw bytes)."""
+def wire_size(value: Any) -> int:
+    """Bytes a real client would send for this value."""
     if value is None:
-        return 0, None
-    if isinstance(value, bytes):
-        return len(value), None
-    blob = pickle.dumps(value, protocol=5)
+        return 0
     n = nbytes_of(value)
-    return (n if n else len(blob)), blob
+    if n or isinstance(value, (bytes, bytearray, memoryview, np.ndarray)):
+        return n
+    return len(pickle.dumps(value, protocol=5))
 
 
 def encode(value: Any) -> tuple[Any, int]:
-    size, blob = wire_size(value)
-    if blob is None:
-        return value, size
-    return Encoded(blob), size
+    """A private copy of the value and its wire size (in-process transports)."""
+    if value is None:
+        return None, 0
+    if isinstance(value, bytes):
+        return value, len(value)  # immutable: safe to share
+    return Encoded(pickle.dumps(value, protocol=5)), wire_size(value)
 
 
 def decode(handle: Any) -> Any:

@@ -16,11 +16,12 @@ from typing import Any, Callable
 import pandas as pd
 
 from sls_ray.billing import billed_ms, cost_breakdown, provisioned
-from sls_ray.config import ExperimentConfig, load_profile, resolve_params
+from sls_ray.config import ExperimentConfig, load_config, load_profile, resolve_params
 from sls_ray.errors import ConfigError
 from sls_ray.experiment import Experiment, experiment_class
 from sls_ray.kernel import DRIVER, SimKernel
 from sls_ray.payload import encode
+from sls_ray.platform import Strict
 from sls_ray.vtime import to_s
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -59,12 +60,19 @@ def limit_threads() -> None:
         pass
 
 
-def build(cfg: ExperimentConfig) -> tuple[Experiment, Any]:
-    """The experiment object and its resolved platform profile, validated."""
+def build(cfg: ExperimentConfig, experiment: Experiment | None = None) -> tuple[Experiment, Any]:
+    """The experiment object and its resolved platform profile, validated.
+
+    ``experiment`` is an already-built one (``simulate_handlers``); else the registry's.
+    """
     profile = load_profile(cfg.platform, cfg.profile)
-    exp_cls = experiment_class(cfg.experiment)
-    params = resolve_params(cfg, exp_cls.Params)
-    exp = exp_cls(params, profile)
+    if experiment is None:
+        exp_cls = experiment_class(cfg.experiment)
+        params = resolve_params(cfg, exp_cls.Params)
+        exp = exp_cls(params, profile)
+    else:
+        exp = experiment
+        exp.profile = profile
     for name in exp.required_services():
         if name not in profile.services:
             raise ConfigError(f"experiment '{cfg.experiment}' needs a storage service named '{name}', "
@@ -86,23 +94,75 @@ def resolved_config(cfg: ExperimentConfig, exp: Experiment, profile) -> dict:
     return data
 
 
-def simulate(cfg: ExperimentConfig, progress: Callable | None = None) -> RunResult:
-    exp, profile = build(cfg)
+def simulate(cfg: ExperimentConfig, progress: Callable | None = None,
+             experiment: Experiment | None = None) -> RunResult:
+    exp, profile = build(cfg, experiment)
     limit_threads()
     wall0 = time.perf_counter()
     handlers = exp.handlers()
     if cfg.run.transport == "ray":
         from sls_ray.actors.ray_transport import RayTransport
 
-        transport = RayTransport(cfg, handlers)
-    else:
-        from sls_ray.transport.local import LocalTransport
+        result = RayTransport(cfg, handlers).execute_remote()
+        result.experiment = exp
+        result.summary["nondeterministic"]["host_wall_s"] = round(time.perf_counter() - wall0, 3)
+        return result
+    from sls_ray.transport.local import LocalTransport
 
-        transport = LocalTransport(handlers, watchdog_s=cfg.run.watchdog_s)
+    transport = LocalTransport(handlers, watchdog_s=cfg.run.watchdog_s)
     transport.progress = progress
     kernel, status = transport.execute(lambda hooks: make_kernel(cfg, exp, profile, hooks))
     wall = time.perf_counter() - wall0
     return collect(cfg, exp, profile, kernel, status, wall, transport_name=cfg.run.transport)
+
+
+class _NoParams(Strict):
+    pass
+
+
+class InlineExperiment(Experiment):
+    """Handlers passed as functions rather than a registered experiment kind (see simulate_handlers)."""
+
+    name = "inline"
+    Params = _NoParams
+
+    def __init__(self, handlers: dict[str, Callable], entry: tuple[str, Any], memory: dict[str, int],
+                 timeouts: dict[str, float], services: list[str]) -> None:
+        super().__init__(_NoParams(), None)
+        self._handlers, self._entry = dict(handlers), entry
+        self._memory, self._timeouts, self._services = dict(memory), dict(timeouts), list(services)
+
+    def handlers(self):
+        return self._handlers
+
+    def entry(self):
+        return self._entry
+
+    def handler_memory(self):
+        return self._memory
+
+    def handler_timeout(self):
+        return self._timeouts
+
+    def required_services(self):
+        return self._services
+
+
+def simulate_handlers(handlers: dict[str, Callable], entry: tuple[str, Any], *, profile: dict | None = None,
+                      seed: int = 0, memory: dict[str, int] | None = None, timeouts: dict[str, float] | None = None,
+                      services: list[str] = (), faults: list[dict] = (), platform: str = "aws_2020",
+                      run: dict | None = None) -> RunResult:
+    """Run handler functions without registering an experiment kind (tests, notebooks, benchmarks).
+
+    ``entry`` = (handler, payload) invoked asynchronously at t = 0; ``profile`` overrides the
+    platform profile as a config's ``profile:`` section does; ``memory``/``timeouts`` per
+    handler; ``services`` are billed from t = 0 even if idle (declared nodes); ``faults`` and
+    ``run`` as in a config. Everything is validated as a config would be.
+    """
+    cfg = load_config(data={"experiment": "inline", "seed": seed, "platform": platform, "profile": profile or {},
+                            "faults": list(faults), "run": run or {}})
+    exp = InlineExperiment(handlers, entry, memory or {}, timeouts or {}, list(services))
+    return simulate(cfg, experiment=exp)
 
 
 def make_kernel(cfg: ExperimentConfig, exp: Experiment, profile, hooks) -> SimKernel:

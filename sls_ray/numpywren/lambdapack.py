@@ -475,12 +475,13 @@ def _plan_solve(stmt: Statement, access: Access) -> _SolvePlan:
             if not isinstance(solved, sympy.FiniteSet) or len(solved) != 1:
                 raise LambdaPackError(f"cannot solve {access} in {stmt.describe()}: {solved}")
             solution = dict(zip(unknown, next(iter(solved))))
-        free = [v for v in unknown if solution[v].has(*usyms)]
+        free = [v for v in unknown if solution[v] == symbol[v]]
         if free:
-            # Truly free variables (and any variable written in terms of them) are enumerated.
-            enumerated.update(v for v in free if solution[v] == symbol[v] or not solution[v].has(symbol[v]))
-            if not enumerated.intersection(free):
-                enumerated.add(outermost(free))
+            # Truly free variables are enumerated; the others are then solved in terms of them.
+            enumerated.update(free)
+            continue
+        if any(solution[v].has(*usyms) for v in unknown):
+            enumerated.add(outermost(v for v in unknown if solution[v].has(*usyms)))
             continue
 
         formulas: dict[str, tuple[str, str]] = {}
@@ -488,7 +489,7 @@ def _plan_solve(stmt: Statement, access: Access) -> _SolvePlan:
         retry = False
         for v in unknown:
             numerator, denominator = sympy.fraction(sympy.together(solution[v]))
-            if not (denominator.is_integer and denominator.is_nonzero):
+            if not denominator.is_nonzero:
                 enumerated.add(v)  # could divide by zero for some values: enumerate instead
                 retry = True
                 break
@@ -612,6 +613,8 @@ def _emit_solver(code: _Code, fn_name: str, stmt: Statement, access: Access, pla
         return "continue" if depth > 1 else "return"
 
     def settle() -> None:
+        # Checks go out as soon as their variables are known, so mismatches exit early.
+        checks()
         progress = True
         while progress:
             progress = False
@@ -628,6 +631,9 @@ def _emit_solver(code: _Code, fn_name: str, stmt: Statement, access: Access, pla
                         code.add(depth, f"{v} = {numerator}")
                     bound.add(v)
                     progress = True
+                    checks()
+
+    def checks() -> None:
         for loop in stmt.loops:
             tag = f"range:{loop.var}"
             if tag not in done_checks and loop.var in bound and loop.deps <= bound:
@@ -845,11 +851,11 @@ class Program:
     def check_ssa(self, sizes: Mapping[str, int]) -> None:
         """Enumerate every written block at ``sizes``; raise :class:`SSAViolation` on a repeat."""
         dag = self.dag(**sizes)
-        first_writer: dict[BlockRef, Task] = {}
+        first_writer: dict[BlockRef, tuple[Task, int]] = {}
         for task in dag.all_tasks():
-            for block in dag.writes(task):
-                previous = first_writer.setdefault(block, task)
-                if previous is not task:
+            for position, block in enumerate(dag.writes(task)):
+                previous, _ = first_writer.setdefault(block, (task, position))
+                if (previous, _) != (task, position):
                     here, there = self.statement(previous.stmt), self.statement(task.stmt)
                     raise SSAViolation(
                         f"{self.name}: block {block} is written twice when "

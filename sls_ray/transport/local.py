@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from sls_ray import simcall as sc
 from sls_ray.context import FunctionContext
-from sls_ray.errors import FunctionEnded
+from sls_ray.errors import FunctionEnded, MemoryLimitExceeded
 from sls_ray.payload import decode, encode
 
 
@@ -30,6 +30,9 @@ def run_handler(ctx: FunctionContext, fn: Callable, payload: Any) -> None:
         result = fn(ctx, payload)
     except FunctionEnded as e:
         ctx._finish(error=e)
+    except MemoryError as e:  # isolated mode: the OS limit caught what accounting missed
+        ctx._finish(error=MemoryLimitExceeded(f"{ctx.handler} (fid {ctx.fid}): MemoryError under the OS "
+                                              f"memory limit of {ctx.memory_mb} MB: {e}"))
     except Exception as e:  # the function failed: record its error, as Lambda does
         ctx._finish(error=e, where=traceback.format_exc(limit=-2))
     else:
