@@ -26,6 +26,8 @@ class RunOptions(Strict):
     hosts: int = Field(2, ge=1, le=256, description="FunctionHost actors (ray transport)")
     address: str | None = Field(None, description="Ray cluster address; None starts a local instance")
     watchdog_s: float = Field(600.0, gt=0, description="real seconds without a simcall before giving up")
+    isolated: bool = Field(False, description="ray transport: each function in its own worker process under an "
+                                              "OS memory limit (RLIMIT_DATA), to catch what accounting misses")
 
 
 class ExperimentConfig(Strict):
@@ -62,6 +64,8 @@ def _format_validation(e: ValidationError, where: str, model: type[BaseModel] | 
             parts.append(f"unknown key '{loc}'{hint}. Remove it or fix its spelling")
         elif err["type"] == "missing":
             parts.append(f"missing required key '{loc}'. Add it")
+        elif isinstance((err.get("ctx") or {}).get("error"), ConfigError):
+            parts.append(str(err["ctx"]["error"]))  # a nested validator already named the field and the fix
         else:
             parts.append(f"'{loc}': {err['msg']} (got {err.get('input')!r})")
     return f"{where}: " + "; ".join(parts)

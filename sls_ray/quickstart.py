@@ -28,6 +28,8 @@ class AllReduceParams(Strict):
     gflop_per_round: float = Field(2.0, ge=0, description="modelled compute per round per worker")
     memory_mb: int = Field(1024, description="function memory size")
     poll_interval_s: float = Field(0.1, gt=0, description="polling interval of waits")
+    scratch_mb: float = Field(0.0, ge=0, description="scratch memory each worker touches WITHOUT telling the "
+                                                     "runtime: only isolated mode (run.isolated) can catch it")
 
 
 def gradient(seed: int, rnd: int, rank: int, n: int) -> np.ndarray:
@@ -47,6 +49,9 @@ def worker(ctx, p: dict) -> float:
     worst = 0.0
     for rnd in range(p["rounds"]):
         g = ctx.memory.track(gradient(p["seed"], rnd, rank, n), "gradient")
+        if p["scratch_mb"]:
+            scratch = np.ones(int(p["scratch_mb"] * 2**20) // 8)  # untracked on purpose
+            del scratch
         ctx.compute(flops=p["gflop_per_round"] * 1e9)
         t0 = ctx.now
         mean = reduce(ch, rank, W, f"round{rnd}", g)

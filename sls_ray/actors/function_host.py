@@ -126,13 +126,13 @@ class FunctionHost:
         from sls_ray.config import load_config
         from sls_ray.runtime import build, limit_threads
 
-        if memory_limit_bytes:  # isolated mode: a real OS limit (RLIMIT_DATA, never RLIMIT_AS)
-            base = _vm_data_bytes()
-            resource.setrlimit(resource.RLIMIT_DATA, (base + memory_limit_bytes, resource.RLIM_INFINITY))
         limit_threads()
         exp, _ = build(load_config(data=cfg_data))
         self.handlers = exp.handlers()
         self.host_id = host_id
+        if memory_limit_bytes:  # isolated mode: a real OS limit (RLIMIT_DATA, never RLIMIT_AS)
+            base = _vm_data_bytes()  # measured after every import, so the limit is the function's own
+            resource.setrlimit(resource.RLIMIT_DATA, (base + memory_limit_bytes, resource.RLIM_INFINITY))
 
     def serve(self, kernel, service_kinds: dict, item_limits: dict) -> int:
         gw = HostGateway(kernel, self.host_id, self.handlers, service_kinds, item_limits)

@@ -18,7 +18,7 @@ from sls_ray import simcall as sc
 class KernelCore:
     """Plain class: kernel + per-host outboxes + the event loop (the actor wraps it)."""
 
-    def __init__(self, cfg_data: dict, n_hosts: int, watchdog_s: float) -> None:
+    def __init__(self, cfg_data: dict, n_hosts: int, watchdog_s: float, spawn=None) -> None:
         from sls_ray.config import load_config
         from sls_ray.runtime import build, make_kernel
         from sls_ray.transport.local import service_tables
@@ -34,10 +34,19 @@ class KernelCore:
         self.kernel = make_kernel(self.cfg, self.exp, self.profile, self)
         self.service_kinds, self.item_limits = service_tables(self.kernel)
         self.batches = 0
+        #: isolated mode: spawn(host_id, memory_limit_bytes) starts a one-function host
+        self.spawn = spawn
+        self.isolated_hosts: dict[int, object] = {}
 
     # -- hooks (called under self.cond by the kernel)
     def start(self, cmd: sc.StartCommand) -> None:
-        host = min(range(len(self.load)), key=lambda h: (self.load[h], h))
+        if self.spawn is not None:
+            host = len(self.outbox)
+            self.outbox.append([])
+            self.load.append(0)
+            self.isolated_hosts[host] = self.spawn(host, cmd.memory_limit_bytes if not cmd.is_vm else None)
+        else:
+            host = min(range(len(self.load)), key=lambda h: (self.load[h], h))
         self.load[host] += 1
         self.host_of[cmd.fid] = host
         self.outbox[host].append(cmd)
@@ -52,10 +61,13 @@ class KernelCore:
         with self.cond:
             self.batches += 1
             for fid, t_ns, ops in batch:
-                rec = self.kernel.functions.get(fid)
                 self.kernel.submit(fid, t_ns, ops)
-                if rec is not None and rec.state == "done" or any(o.kind == sc.EXIT for o in ops):
-                    self.load[self.host_of[fid]] -= 1
+                if any(o.kind == sc.EXIT for o in ops):
+                    host = self.host_of[fid]
+                    self.load[host] -= 1
+                    actor = self.isolated_hosts.pop(host, None)
+                    if actor is not None:  # its only function ended: give the process back
+                        self.outbox[host].append("stop")
             self.cond.notify_all()
 
     def poll(self, host: int) -> tuple[list, bool]:
@@ -63,7 +75,9 @@ class KernelCore:
             while not self.outbox[host] and not self.finished:
                 self.cond.wait(timeout=1.0)
             msgs, self.outbox[host] = self.outbox[host], []
-            return msgs, self.finished and not msgs
+            stop = "stop" in msgs
+            msgs = [m for m in msgs if m != "stop"]
+            return msgs, stop or (self.finished and not msgs)
 
     def run(self) -> str:
         with self.cond:
@@ -81,8 +95,18 @@ class KernelCore:
 
 @ray.remote(num_cpus=0)
 class KernelActor:
-    def __init__(self, cfg_data: dict, n_hosts: int, watchdog_s: float) -> None:
-        self.core = KernelCore(cfg_data, n_hosts, watchdog_s)
+    def __init__(self, cfg_data: dict, n_hosts: int, watchdog_s: float, isolated: bool = False) -> None:
+        self.cfg_data = cfg_data
+        self._serving: list = []
+        self.core = KernelCore(cfg_data, n_hosts, watchdog_s, self._spawn if isolated else None)
+
+    def _spawn(self, host_id: int, memory_limit_bytes: int | None):
+        from sls_ray.actors.function_host import FunctionHost
+
+        me = ray.get_runtime_context().current_actor
+        actor = FunctionHost.remote(self.cfg_data, host_id, memory_limit_bytes)
+        self._serving.append((actor, actor.serve.remote(me, self.core.service_kinds, self.core.item_limits)))
+        return actor
 
     def tables(self) -> tuple[dict, dict]:
         return self.core.service_kinds, self.core.item_limits
@@ -103,4 +127,6 @@ class KernelActor:
                          time.perf_counter() - t0, transport_name="ray")
         result.experiment = None
         result.summary["nondeterministic"]["kernel_batches"] = self.core.batches
+        for actor, _ in self._serving:
+            ray.kill(actor)
         return result

@@ -26,10 +26,12 @@ class RayTransport:
 
         ensure_ray(self.cfg.run.address)
         cfg_data = self.cfg.model_dump(mode="json")
-        n = self.cfg.run.hosts
+        isolated = self.cfg.run.isolated
+        n = 0 if isolated else self.cfg.run.hosts
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-        kernel = KernelActor.options(scheduling_strategy=here, max_concurrency=2 * n + 4).remote(
-            cfg_data, n, self.cfg.run.watchdog_s)
+        concurrency = 2 * n + 4 if not isolated else 1000
+        kernel = KernelActor.options(scheduling_strategy=here, max_concurrency=concurrency).remote(
+            cfg_data, n, self.cfg.run.watchdog_s, isolated)
         kinds, limits = ray.get(kernel.tables.remote())
         hosts = [FunctionHost.options(scheduling_strategy="SPREAD").remote(cfg_data, i) for i in range(n)]
         serving = [h.serve.remote(kernel, kinds, limits) for h in hosts]
