@@ -247,7 +247,8 @@ class _Parser:
         for param in self.params:
             self._check_name(func, param, "size parameter")
         self.symbols = {name: _integer_symbol(name) for name in self.params}
-        self.raw: list[tuple[str, tuple[Loop, ...], tuple[Condition, ...], tuple, tuple, int, str]] = []
+        # (kernel, loops, conditions, reads, writes, line, source text) per statement, in order.
+        self.raw: list[tuple[str, tuple[Loop, ...], tuple[Condition, ...], tuple[Access, ...], tuple[Access, ...], int, str]] = []
         self._block(func.body, (), (), is_top=True)
 
     # -- errors and names --------------------------------------------------------------
@@ -436,6 +437,14 @@ def _python(expr: sympy.Expr) -> str:
 
 
 def _plan_solve(stmt: Statement, access: Access) -> _SolvePlan:
+    """Decide which loop variables of ``stmt`` to enumerate and solve the rest with sympy.
+
+    Start by solving for every variable; a variable is moved to the enumerated set while it
+    appears non-linearly (``2**l``, ``i*j``), is left free by the equations, could meet a
+    zero denominator, or is needed by an enumerated loop's bounds before it can be computed.
+    In the worst case everything is enumerated, which is slow but still exact. Exponents are
+    assumed non-negative, as they are for tree levels.
+    """
     order = stmt.loop_vars
     symbol = {v: _integer_symbol(v) for v in order}
     knowns = [_integer_symbol(f"_b{m}") for m in range(len(access.exprs))]
@@ -731,9 +740,11 @@ class Program:
     when the program is done. Any other matrix is an intermediate; reading an intermediate
     block that no task writes yields zeros, as in NumPyWren.
 
-    The SSA check enumerates every write at each size in ``ssa_sizes`` (default: a small
-    grid of block counts); write pairs proven disjoint symbolically are listed in
-    :attr:`proven_disjoint`.
+    SSA check: every pair of write accesses to one matrix is first tried symbolically (an
+    injective affine index map, or a linear system with no solution inside affine loop
+    bounds); the proven pairs are listed in :attr:`proven_disjoint`. If any pair is left
+    unproven, every write is enumerated at each size in ``ssa_sizes`` (default: a small
+    grid of block counts) and a repeat raises :class:`SSAViolation` naming both lines.
     """
 
     def __init__(
@@ -752,8 +763,12 @@ class Program:
         self.statements: tuple[Statement, ...] = self._name_statements(parsed.raw)
         self._by_name = {s.name: s for s in self.statements}
         self._validate()
+        # Per matrix, the generated solver functions of every access to it.
+        self._reader_solvers: dict[str, list[str]] = {}
+        self._writer_solvers: dict[str, list[str]] = {}
         self._code_text = self._generate()
         self._code = compile(self._code_text, f"<lambdapack {self.name}>", "exec")
+        self.proven_disjoint: list[tuple[str, str]]
         self.proven_disjoint, unproven = self._symbolic_ssa()
         if unproven:
             for sizes in ssa_sizes if ssa_sizes is not None else self._default_ssa_sizes():
@@ -807,8 +822,6 @@ class Program:
     def _generate(self) -> str:
         """All query functions of the program as one module of Python source."""
         code = _Code()
-        self._reader_solvers: dict[str, list[str]] = {}
-        self._writer_solvers: dict[str, list[str]] = {}
         for sid, stmt in enumerate(self.statements):
             _emit_statement_helpers(code, sid, stmt)
             for kind, accesses, table in (("r", stmt.reads, self._reader_solvers), ("w", stmt.writes, self._writer_solvers)):
@@ -862,6 +875,17 @@ class Program:
                         f"{', '.join(f'{k}={v}' for k, v in sizes.items())}: by {here.describe(previous.idx)} "
                         f"and by {there.describe(task.idx)}"
                     )
+
+    def __getstate__(self) -> dict[str, object]:
+        # Code objects do not pickle; the generated source does, and recompiling it is cheap
+        # (no sympy), so a program can travel to Ray workers without being re-analysed.
+        state = dict(self.__dict__)
+        del state["_code"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._code = compile(self._code_text, f"<lambdapack {self.name}>", "exec")
 
     def __repr__(self) -> str:
         return f"Program({self.name!r}, params={self.params}, statements={len(self.statements)})"
@@ -1010,6 +1034,10 @@ class ImplicitDAG:
         if self._num_output_tasks is None:
             self._num_output_tasks = sum(1 for _ in self.output_tasks())
         return self._num_output_tasks
+
+    def __reduce__(self) -> tuple[type, tuple[Program, dict[str, int]]]:
+        # The generated functions do not pickle; rebuilding them from the program is cheap.
+        return (ImplicitDAG, (self.program, self.sizes))
 
     def __repr__(self) -> str:
         return f"ImplicitDAG({self.program.name!r}, {self.sizes})"
