@@ -14,6 +14,11 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+from sls_ray.vtime import ceil_ns
+
+#: bytes left below this are float noise: the flow is done (two flows that end together end at one ns)
+_NOISE_BYTES = 1e-6
+
 
 class Link:
     """A capacity in bytes per second shared by the flows crossing it; None = unbounded."""
@@ -64,9 +69,22 @@ class FlowNetwork:
         self._next_id += 1
         flow = Flow(self._next_id, links, nbytes, on_done)
         flow.updated_ns = t_ns
+        alone = True
         for link in links:
             link.flows[flow.id] = flow
+            if link.capacity is not None and len(link.flows) > 1:
+                alone = False
         self.active += 1
+        if alone:  # fast path: nothing to share with, the tightest link sets the rate
+            caps = [l.effective for l in links if l.capacity is not None]
+            if not caps:
+                self._remove(flow, t_ns)
+                on_done(t_ns)
+                return None
+            flow.rate = min(caps) / 1e9
+            flow.version = 1
+            self._schedule(t_ns + max(1, math.ceil(flow.remaining / flow.rate)), flow, flow.version)
+            return flow
         self._reshare(t_ns, flow)
         return flow
 
@@ -87,7 +105,8 @@ class FlowNetwork:
         flow.remaining = -1.0
         flow.version += 1
         self.active -= 1
-        self._reshare(t_ns, flow)
+        if any(l.flows for l in flow.links if l.capacity is not None):
+            self._reshare(t_ns, flow)
 
     def reshare_link(self, t_ns: int, link: Link) -> None:
         """Recompute after a link's capacity changed (a service slow-down fault)."""
@@ -118,7 +137,9 @@ class FlowNetwork:
         # bring every flow's remaining bytes up to date at the old rates
         for f in flows:
             if f.rate > 0:
-                f.remaining = max(0.0, f.remaining - f.rate * (t_ns - f.updated_ns))
+                f.remaining = f.remaining - f.rate * (t_ns - f.updated_ns)
+                if f.remaining < _NOISE_BYTES:
+                    f.remaining = 0.0
             f.updated_ns = t_ns
         # progressive filling
         cap = {l.name: l.effective / 1e9 for l in links}  # bytes per ns
@@ -149,4 +170,5 @@ class FlowNetwork:
                 f.rate = new
                 f.version += 1
                 if new > 0:
-                    self._schedule(t_ns + max(1, math.ceil(f.remaining / new)), f, f.version)
+                    dt = ceil_ns(f.remaining / new) if f.remaining > 0 else 0
+                    self._schedule(t_ns + (max(1, dt) if f.remaining > 0 else 0), f, f.version)

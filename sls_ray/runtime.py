@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -52,12 +53,9 @@ def limit_threads() -> None:
         threadpool_limits(1)
     except ImportError:
         pass
-    try:
-        import torch
-
+    torch = sys.modules.get("torch")  # only if some module already uses it: importing costs seconds
+    if torch is not None:
         torch.set_num_threads(1)
-    except ImportError:
-        pass
 
 
 def build(cfg: ExperimentConfig, experiment: Experiment | None = None) -> tuple[Experiment, Any]:
@@ -168,6 +166,12 @@ def simulate_handlers(handlers: dict[str, Callable], entry: tuple[str, Any], *, 
 def make_kernel(cfg: ExperimentConfig, exp: Experiment, profile, hooks) -> SimKernel:
     kernel = SimKernel(profile, cfg.seed, hooks, exp.handler_memory(), exp.handler_timeout())
     kernel.apply_faults(list(cfg.faults) + [_fault(f) for f in exp.faults()])
+    for name, objects in exp.preload().items():
+        if name not in kernel.services:
+            raise ConfigError(f"experiment '{cfg.experiment}' preloads objects into service '{name}', which "
+                              f"profile '{profile.name}' lacks; known: {sorted(kernel.services)}")
+        for key, value in objects.items():
+            kernel.services[name].preload(key, *encode(value))
     handler, payload = exp.entry()
     handle, size = encode(payload)
     kernel.invoke_entry(handler, handle, size)

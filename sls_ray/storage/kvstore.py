@@ -40,8 +40,11 @@ class KVStore(Service):
         super().__init__(name, config, env)
         self.items: dict[str, tuple[Any, int]] = {}
         self._sorted: list[str] = []
-        self._key_watch: dict[str, list[Ticket]] = {}
-        self._prefix_watch: dict[str, list[Ticket]] = {}
+        # watchers by key / by prefix, each an insertion-ordered dict keyed by id(ticket);
+        # watched prefixes keep a live key count so a LIST-poll check is O(1)
+        self._key_watch: dict[str, dict[int, Ticket]] = {}
+        self._prefix_watch: dict[str, dict[int, Ticket]] = {}
+        self._prefix_count: dict[str, int] = {}
 
     # ------------------------------------------------------------ hooks for subclasses
     def admit(self, t_ns: int, req: Request, op_class: str, nbytes: int) -> Throttle | None:
@@ -64,6 +67,7 @@ class KVStore(Service):
         self.usage.stored(t_ns, size - (old[1] if old else 0))
         if old is None:
             insort(self._sorted, key)
+            self._count_prefixes(key, +1)
         self.items[key] = (handle, size)
         self._notify(t_ns, key)
 
@@ -74,7 +78,17 @@ class KVStore(Service):
         self.usage.stored(t_ns, -old[1])
         i = bisect_left(self._sorted, key)
         del self._sorted[i]
+        self._count_prefixes(key, -1)
         return True
+
+    def _count_prefixes(self, key: str, delta: int) -> None:
+        for prefix in self._prefix_count:
+            if key.startswith(prefix):
+                self._prefix_count[prefix] += delta
+
+    def preload(self, key: str, handle: Any, size: int) -> None:
+        """An object present at t = 0 (prepared offline): stored, never billed as a request."""
+        self._write(0, key, handle, size)
 
     def keys_under(self, prefix: str) -> list[str]:
         i = bisect_left(self._sorted, prefix)
@@ -178,14 +192,16 @@ class KVStore(Service):
                        "check_at": None,
                        "per_poll": self.mget_requests(len(target)) if kind == "keys" else 1}
         if self._satisfied(ticket):
+            if kind == "prefix" and target[0] not in self._prefix_watch:
+                self._prefix_count.pop(target[0], None)
             return self._succeed(ticket, t_ns, polls=1)
         if kind in ("key", "get"):
-            self._key_watch.setdefault(target, []).append(ticket)
+            self._key_watch.setdefault(target, {})[id(ticket)] = ticket
         elif kind == "keys":
             for k in target:
-                self._key_watch.setdefault(k, []).append(ticket)
+                self._key_watch.setdefault(k, {})[id(ticket)] = ticket
         else:
-            self._prefix_watch.setdefault(target[0], []).append(ticket)
+            self._prefix_watch.setdefault(target[0], {})[id(ticket)] = ticket
         if ticket.deadline_ns < INF_NS:
             self.env.schedule(ticket.deadline_ns, RANK_ARRIVE, req.fid, req.seq,
                               lambda t, tk=ticket: self._timeout(tk, t))
@@ -198,13 +214,15 @@ class KVStore(Service):
         if kind == "keys":
             return all(k in self.items for k in target)
         prefix, n = target
-        return len(self.keys_under(prefix)) >= n
+        if prefix not in self._prefix_count:
+            self._prefix_count[prefix] = len(self.keys_under(prefix))
+        return self._prefix_count[prefix] >= n
 
     def _notify(self, t_ns: int, key: str) -> None:
-        tickets = list(self._key_watch.get(key, ()))
-        for prefix, lst in self._prefix_watch.items():
+        tickets = list(self._key_watch.get(key, {}).values())
+        for prefix, watchers in self._prefix_watch.items():
             if key.startswith(prefix):
-                tickets.extend(lst)
+                tickets.extend(watchers.values())
         for ticket in tickets:
             if ticket.closed or not self._satisfied(ticket):
                 continue
@@ -250,22 +268,26 @@ class KVStore(Service):
         kind, target = ticket.data["kind"], ticket.data["target"]
         keys = [target] if kind in ("key", "get") else (target if kind == "keys" else [])
         for k in keys:
-            lst = self._key_watch.get(k)
-            if lst and ticket in lst:
-                lst.remove(ticket)
-                if not lst:
+            watchers = self._key_watch.get(k)
+            if watchers is not None:
+                watchers.pop(id(ticket), None)
+                if not watchers:
                     del self._key_watch[k]
         if kind == "prefix":
-            lst = self._prefix_watch.get(target[0])
-            if lst and ticket in lst:
-                lst.remove(ticket)
-                if not lst:
+            watchers = self._prefix_watch.get(target[0])
+            if watchers is not None:
+                watchers.pop(id(ticket), None)
+                if not watchers:
                     del self._prefix_watch[target[0]]
+                    self._prefix_count.pop(target[0], None)
 
-    def cancel(self, ticket: Ticket) -> None:
-        """The waiting function died: stop watching for it."""
+    def cancel(self, ticket: Ticket, t_ns: int | None = None) -> None:
+        """The waiting function died at t_ns: stop watching, and bill the polls a literal loop sent by then."""
         if not ticket.closed:
             self._close(ticket)
+            if t_ns is not None and t_ns >= ticket.t_arrive_ns:
+                polls = (t_ns - ticket.t_arrive_ns) // ticket.data["period"] + 1
+                self.bill(ticket.data["poll_class"], int(polls) * ticket.data["per_poll"])
 
     def describe(self, ticket: Ticket) -> str:
         kind, target = ticket.data["kind"], ticket.data["target"]
