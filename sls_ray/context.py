@@ -142,6 +142,13 @@ class FunctionContext:
         self._advance(ns)
         return ns / NS_PER_S
 
+    @property
+    def np(self):
+        """Numpy/scipy kernels that charge their FLOP counts (sls_ray/flops.py)."""
+        from sls_ray.flops import MeteredNumpy
+
+        return MeteredNumpy(lambda flops: self.compute(flops=flops))
+
     def compute_torch(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn`` under torch's FLOP counter and charge what it counted."""
         from torch.utils.flop_counter import FlopCounterMode
