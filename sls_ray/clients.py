@@ -32,6 +32,10 @@ class KVClient:
         keys = (keys,) if isinstance(keys, str) else tuple(keys)
         self._ctx._storage_call(self.name, "delete", (keys,), lazy=True)
 
+    def flush(self) -> None:
+        """Drop every item (Memcached flush_all, Redis FLUSHALL, a VM store); NotSupported elsewhere."""
+        self._ctx._storage_call(self.name, "flush", ())
+
     def list(self, prefix: str = "") -> list[str]:
         return self._ctx._storage_call(self.name, "list", (prefix,))
 
@@ -126,8 +130,26 @@ class SQSClient:
         return self._ctx._storage_call(self.name, "in_flight", (queue,))
 
 
+class RequestClient:
+    """A serving instance's view of an open-loop request stream (sls_ray/storage/requests.py)."""
+
+    def __init__(self, ctx, name: str) -> None:
+        self._ctx = ctx
+        self.name = name
+
+    def take(self, max_batch: int, wait: float = 0.0) -> dict | None:
+        """Up to max_batch waiting requests ({first, count, arrivals_s}); None if none came in time."""
+        return self._ctx._storage_call(self.name, "take", (max_batch, wait))
+
+    def complete(self, batch: dict) -> None:
+        self._ctx._storage_call(self.name, "complete", (batch["first"], batch["count"]), lazy=True)
+
+    def backlog(self) -> int:
+        return self._ctx._storage_call(self.name, "backlog", ())
+
+
 #: service kind -> client class; kinds not listed get the key-value client
-CLIENTS = {"redis": RedisClient, "sqs": SQSClient}
+CLIENTS = {"redis": RedisClient, "sqs": SQSClient, "requests": RequestClient}
 
 
 def client_for(ctx, name: str, kind: str | None):

@@ -228,6 +228,7 @@ def collect(cfg: ExperimentConfig, exp: Experiment, profile, kernel: SimKernel, 
                    "peak_concurrency": kernel.invoker.peak_active},
         "failures": failures,
         "storage_requests": {r["service"]: r["requests"] for r in storage_rows},
+        "services": {n: s.report() for n, s in services.items() if hasattr(s, "report")},
         "notes": [n for n in (s.startup_note() for s in services.values()) if n],
     }
     if kernel.deadlock is not None:

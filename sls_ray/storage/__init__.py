@@ -19,6 +19,7 @@ REGISTRY: dict[str, str] = {
     "redis": "sls_ray.storage.redis:Redis",
     "sqs": "sls_ray.storage.sqs:SQS",
     "vm": "sls_ray.storage.vm:VM",
+    "requests": "sls_ray.storage.requests:RequestStream",
 }
 
 
@@ -38,7 +39,11 @@ def validate_service_config(name: str, raw: dict[str, Any]):
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"services.{name}.{loc}: {err['msg']}") from None
+        if err["type"] == "extra_forbidden":
+            raise ConfigError(f"unknown key 'services.{name}.{loc}' for a {raw['kind']} service; allowed keys "
+                              f"here: {', '.join(sorted(cls.Config.model_fields))}. Remove it or fix its spelling"
+                              ) from None
+        raise ConfigError(f"'services.{name}.{loc}': {err['msg']} (got {err.get('input')!r})") from None
 
 
 def build_services(profile, env) -> dict[str, Any]:
