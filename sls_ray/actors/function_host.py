@@ -1,9 +1,9 @@
 """``FunctionHost``: a Ray actor that runs many simulated functions as threads.
 
 One OS thread per live function (≈0.1 MB each, against ≈40 MB per idle actor process:
-docs/design.md, "Multiplexing"). All of a host's simcalls leave through one sender thread
-that batches whatever queued while the previous batch was in flight, and all replies come
-back through one long-poll receiver, so a host costs the kernel two calls per batch instead
+docs/design.md, "Multiplexing"). A host talks to the kernel through one ``exchange`` call
+per virtual-time window: it sends every simcall its functions queued and waits, in the same
+call, for their replies and for new functions to start — one round trip per window instead
 of one per simcall. Payloads above 64 KB go to Ray's object store from here; the kernel only
 ever holds their refs, and since this actor owns them they outlive the function that wrote
 them (data a function wrote survives its end and its failure).
@@ -11,9 +11,9 @@ them (data a function wrote survives its end and its failure).
 from __future__ import annotations
 
 import pickle
-import queue
 import resource
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from sls_ray.payload import Encoded, wire_size
 from sls_ray.transport.local import run_handler
 
 INLINE_LIMIT = 64 * 1024
+BATCH_WAIT_S = 0.02  # longest a ready batch waits for this host's still-running functions
 
 
 class _Slot:
@@ -45,19 +46,26 @@ class HostGateway:
         self.service_kinds = service_kinds
         self.item_limits = item_limits
         self._slots: dict[int, _Slot] = {}
-        self._outbox: queue.Queue = queue.Queue()
-        self._stop = threading.Event()
+        # a batch leaves when every function on this host has blocked (or after BATCH_WAIT_S):
+        # the kernel cannot get past a running function's clock anyway, so waiting costs
+        # nothing and turns N round trips into one
+        self._cv = threading.Condition()
+        self._outbox: list = []
+        self._running = 0
 
     # -- Gateway protocol used by FunctionContext
     def call(self, fid: int, t_ns: int, ops: list[sc.Op]) -> sc.Reply:
         slot = self._slots[fid]
-        self._outbox.put((fid, t_ns, ops))
+        self.send(fid, t_ns, ops)
         slot.event.wait()
         slot.event.clear()
         return slot.reply
 
     def send(self, fid: int, t_ns: int, ops: list[sc.Op]) -> None:
-        self._outbox.put((fid, t_ns, ops))
+        with self._cv:
+            self._outbox.append((fid, t_ns, ops))
+            self._running -= 1
+            self._cv.notify()
 
     def encode(self, value: Any) -> tuple[Any, int]:
         size = wire_size(value)
@@ -79,24 +87,24 @@ class HostGateway:
             return value
         return handle
 
-    # -- pumps
-    def sender(self) -> None:
-        while not self._stop.is_set():
-            try:
-                first = self._outbox.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            batch = [first]
-            while True:
-                try:
-                    batch.append(self._outbox.get_nowait())
-                except queue.Empty:
-                    break
-            ray.get(self.kernel.submit_batch.remote(self.host_id, batch))
+    # -- the exchange loop
+    def pump(self) -> None:
+        """One kernel round trip per window: send what queued, receive replies and starts.
 
-    def receiver(self) -> None:
+        While some function on this host still runs user code, the host waits for it locally
+        (up to BATCH_WAIT_S) instead of calling the kernel; once all are blocked it sends the
+        batch and waits inside the same call for the next replies.
+        """
         while True:
-            messages, finished = ray.get(self.kernel.poll.remote(self.host_id))
+            with self._cv:
+                deadline = time.monotonic() + BATCH_WAIT_S
+                while self._running > 0 and (left := deadline - time.monotonic()) > 0:
+                    self._cv.wait(timeout=left)
+                batch, self._outbox = self._outbox, []
+                block = self._running == 0
+            messages, finished = ray.get(self.kernel.exchange.remote(self.host_id, batch, block))
+            with self._cv:
+                self._running += len(messages)
             for msg in messages:
                 if isinstance(msg, sc.StartCommand):
                     self._start(msg)
@@ -106,7 +114,6 @@ class HostGateway:
                     slot.reply = reply
                     slot.event.set()
             if finished:
-                self._stop.set()
                 return
 
     def _start(self, cmd: sc.StartCommand) -> None:
@@ -135,11 +142,7 @@ class FunctionHost:
             resource.setrlimit(resource.RLIMIT_DATA, (base + memory_limit_bytes, resource.RLIM_INFINITY))
 
     def serve(self, kernel, service_kinds: dict, item_limits: dict) -> int:
-        gw = HostGateway(kernel, self.host_id, self.handlers, service_kinds, item_limits)
-        sender = threading.Thread(target=gw.sender, daemon=True)
-        sender.start()
-        gw.receiver()
-        sender.join(timeout=5)
+        HostGateway(kernel, self.host_id, self.handlers, service_kinds, item_limits).pump()
         return self.host_id
 
 

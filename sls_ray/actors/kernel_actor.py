@@ -25,7 +25,10 @@ class KernelCore:
 
         self.cfg = load_config(data=cfg_data)
         self.exp, self.profile = build(self.cfg)
+        # one lock; the kernel loop and each host's long poll wait on their own condition so a
+        # batch wakes only the kernel and a reply only its host (no thundering herd)
         self.cond = threading.Condition()
+        self.host_cv: list[threading.Condition] = [threading.Condition(self.cond) for _ in range(n_hosts)]
         self.outbox: list[list] = [[] for _ in range(n_hosts)]
         self.load = [0] * n_hosts
         self.host_of: dict[int, int] = {}
@@ -43,6 +46,7 @@ class KernelCore:
         if self.spawn is not None:
             host = len(self.outbox)
             self.outbox.append([])
+            self.host_cv.append(threading.Condition(self.cond))
             self.load.append(0)
             self.isolated_hosts[host] = self.spawn(host, cmd.memory_limit_bytes if not cmd.is_vm else None)
         else:
@@ -50,30 +54,28 @@ class KernelCore:
         self.load[host] += 1
         self.host_of[cmd.fid] = host
         self.outbox[host].append(cmd)
-        self.cond.notify_all()
+        self.host_cv[host].notify()
 
     def deliver(self, fid: int, reply: sc.Reply) -> None:
-        self.outbox[self.host_of[fid]].append((fid, reply))
-        self.cond.notify_all()
+        host = self.host_of[fid]
+        self.outbox[host].append((fid, reply))
+        self.host_cv[host].notify()
 
     # -- host-facing
-    def submit_batch(self, host: int, batch: list) -> None:
+    def exchange(self, host: int, batch: list, block: bool) -> tuple[list, bool]:
+        """Take a host's simcalls; return its replies and starts (waiting for some if ``block``)."""
         with self.cond:
-            self.batches += 1
-            for fid, t_ns, ops in batch:
-                self.kernel.submit(fid, t_ns, ops)
-                if any(o.kind == sc.EXIT for o in ops):
-                    host = self.host_of[fid]
-                    self.load[host] -= 1
-                    actor = self.isolated_hosts.pop(host, None)
-                    if actor is not None:  # its only function ended: give the process back
-                        self.outbox[host].append("stop")
-            self.cond.notify_all()
-
-    def poll(self, host: int) -> tuple[list, bool]:
-        with self.cond:
-            while not self.outbox[host] and not self.finished:
-                self.cond.wait(timeout=1.0)
+            if batch:
+                self.batches += 1
+                for fid, t_ns, ops in batch:
+                    self.kernel.submit(fid, t_ns, ops)
+                    if ops and ops[-1].kind == sc.EXIT:
+                        self.load[self.host_of[fid]] -= 1
+                        if self.isolated_hosts.pop(host, None) is not None:
+                            self.outbox[host].append("stop")  # its only function ended
+                self.cond.notify()
+            while block and not self.outbox[host] and not self.finished:
+                self.host_cv[host].wait(timeout=1.0)
             msgs, self.outbox[host] = self.outbox[host], []
             stop = "stop" in msgs
             msgs = [m for m in msgs if m != "stop"]
@@ -89,7 +91,8 @@ class KernelCore:
                     status = "watchdog"
                     break
             self.finished = True
-            self.cond.notify_all()
+            for cv in self.host_cv:
+                cv.notify_all()
         return status
 
 
@@ -111,11 +114,8 @@ class KernelActor:
     def tables(self) -> tuple[dict, dict]:
         return self.core.service_kinds, self.core.item_limits
 
-    def submit_batch(self, host: int, batch: list) -> None:
-        self.core.submit_batch(host, batch)
-
-    def poll(self, host: int) -> tuple[list, bool]:
-        return self.core.poll(host)
+    def exchange(self, host: int, batch: list, block: bool) -> tuple[list, bool]:
+        return self.core.exchange(host, batch, block)
 
     def run(self):
         """Run to the end and return the RunResult (built here, where the kernel lives)."""
