@@ -12,6 +12,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sls_ray.errors import ConfigError
@@ -22,7 +23,7 @@ console = Console(stderr=True)
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -73,8 +74,9 @@ def run(config: str = typer.Argument(..., help="experiment config (YAML)"),
     s = result.summary
     console.print(f"{s['status']}: makespan {s['makespan_s']:.3f}s virtual, cost ${s['cost_usd']['total']:.6f}, "
                   f"{s['counts']['functions']} functions, failures {s['failures'] or 'none'} -> {out}")
-    if s["status"] != "ok":
-        console.print(s.get("deadlock", ""))
+    if s["status"] != "ok":  # the result directory is written; the run itself failed
+        console.print(s.get("deadlock", ""), highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1)
 
 
 @app.command()

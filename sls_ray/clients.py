@@ -18,12 +18,23 @@ class KVClient:
         self.item_limit = ctx._item_limits.get(name)
         self.can_list = ctx._service_kinds.get(name) not in NO_LISTING
 
-    def put(self, key: str, value: Any) -> None:
-        handle, size = self._ctx._encode_checked(self.name, key, value)
+    def put(self, key: str, value: Any, charge_bytes: int | None = None) -> None:
+        """Store ``value`` (lazy). ``charge_bytes``: the size to transfer, bill and store instead
+        of the value's own wire size (a modelled payload, e.g. a folded block)."""
+        handle, size = self._ctx._encode_checked(self.name, key, value, charge_bytes)
         self._ctx._storage_call(self.name, "put", (key,), size, handle, lazy=True)
 
     def get(self, key: str) -> Any:
         return self._ctx._received(self._ctx._storage_call(self.name, "get", (key,)), f"{self.name}:{key}")
+
+    def get_async(self, key: str):
+        """Start a GET and return a ``Pending`` at once; ``.result()`` / ``ctx.gather`` wait for it."""
+        return self._ctx._start_async(self.name, "get", (key,), what=f"{self.name}:{key}")
+
+    def put_async(self, key: str, value: Any, charge_bytes: int | None = None):
+        """Start a PUT and return a ``Pending`` at once (its result is None once committed)."""
+        handle, size = self._ctx._encode_checked(self.name, key, value, charge_bytes)
+        return self._ctx._start_async(self.name, "put", (key,), size, handle, what=f"{self.name}:{key}")
 
     def exists(self, key: str) -> bool:
         return self._ctx._storage_call(self.name, "exists", (key,))
@@ -110,6 +121,13 @@ class SQSClient:
         if self.item_limit is not None and size > self.item_limit:
             raise ItemTooLarge(f"{self.name}: message of {size} bytes is above the {self.item_limit}-byte limit")
         self._ctx._storage_call(self.name, "send", (queue,), size, handle, lazy=True)
+
+    def send_async(self, queue: str, body: Any):
+        """Start a send and return a ``Pending`` (its result is the message id): many sends overlap."""
+        handle, size = self._ctx._gw.encode(body)
+        if self.item_limit is not None and size > self.item_limit:
+            raise ItemTooLarge(f"{self.name}: message of {size} bytes is above the {self.item_limit}-byte limit")
+        return self._ctx._start_async(self.name, "send", (queue,), size, handle, what=f"{self.name}:{queue}")
 
     def receive(self, queue: str, visibility_timeout: float = 30.0, wait: float = 0.0) -> Message | None:
         out = self._ctx._storage_call(self.name, "receive", (queue, visibility_timeout, wait))

@@ -21,14 +21,24 @@ import numpy as np
 
 
 class ArrayChannel:
-    """Chunked numpy arrays over one key-value client."""
+    """Chunked numpy arrays over one key-value client.
+
+    ``chunked=False`` stores every array as one item, so a value above the service's item
+    limit fails with ``ItemTooLarge`` (DynamoDB in LambdaML cannot hold a CNN: the paper's N/A).
+    ``list_waits=False`` waits for a set of keys by polling them with GETs even where the
+    service lists (DynamoDB: a Query reads, and bills, every item under the prefix).
+    """
 
     def __init__(self, client, chunk_bytes: int | None = None, poll_interval: float = 0.1,
-                 timeout: float | None = None, headroom: int = 1024) -> None:
+                 timeout: float | None = None, headroom: int = 1024, chunked: bool = True,
+                 list_waits: bool = True) -> None:
         self.client = client
         limit = client.item_limit
         cap = (limit - headroom) if limit else None
         self.chunk_bytes = min(chunk_bytes, cap) if (chunk_bytes and cap) else (chunk_bytes or cap)
+        if not chunked:
+            self.chunk_bytes = None
+        self.list_waits = list_waits
         self.poll_interval = poll_interval
         self.timeout = timeout
 
@@ -68,7 +78,7 @@ class ArrayChannel:
 
     def wait_all(self, keys: list[str], prefix: str | None = None) -> None:
         """Wait until every key exists: LIST-polling where the service lists, multi-get otherwise."""
-        if prefix is not None and self.client.can_list:
+        if prefix is not None and self.client.can_list and self.list_waits:
             self.client.wait_count(prefix, len(keys), self.poll_interval, self.timeout)
         elif len(keys) == 1:
             self.client.wait(keys[0], self.poll_interval, self.timeout)

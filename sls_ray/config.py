@@ -133,14 +133,31 @@ def apply_set(data: dict, path: list[str], value: Any) -> dict:
     return out
 
 
-def load_profile(name_or_path: str, overrides: dict | None = None) -> PlatformProfile:
+def _profile_path(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if not path.suffix:
         path = PROFILE_DIR / f"{name_or_path}.yaml"
         if not path.exists():
             known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
             raise ConfigError(f"platform: unknown profile '{name_or_path}'; known profiles: {known}")
-    data = _deep_merge(read_yaml(path), overrides or {})
+    return path
+
+
+def _profile_data(name_or_path: str, seen: tuple[str, ...] = ()) -> dict:
+    """A profile's raw values; ``extends: <profile>`` starts from another profile's values."""
+    path = _profile_path(name_or_path)
+    data = read_yaml(path)
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if str(base) in seen:
+        raise ConfigError(f"{path}: 'extends: {base}' makes a cycle ({' -> '.join(seen + (str(base),))})")
+    return _deep_merge(_profile_data(str(base), seen + (name_or_path,)), data)
+
+
+def load_profile(name_or_path: str, overrides: dict | None = None) -> PlatformProfile:
+    path = _profile_path(name_or_path)
+    data = _deep_merge(_profile_data(name_or_path), overrides or {})
     try:
         return PlatformProfile(**data)
     except ValidationError as e:

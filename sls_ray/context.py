@@ -37,6 +37,28 @@ class Gateway(Protocol):
     def decode(self, handle: Any) -> Any: ...
 
 
+class Pending:
+    """An asynchronous storage request in flight (``client.get_async`` / ``put_async``).
+
+    It starts when the function's clock reaches the call, while the function goes on
+    computing; ``result()`` (or ``ctx.gather`` for many at once) waits for it in virtual time.
+    """
+
+    __slots__ = ("_ctx", "id", "what", "done", "value", "error")
+
+    def __init__(self, ctx: "FunctionContext", fut_id: int, what: str) -> None:
+        self._ctx, self.id, self.what = ctx, fut_id, what
+        self.done = False
+        self.value: Any = None
+        self.error: tuple[str, str] | None = None
+
+    def result(self) -> Any:
+        return self._ctx.gather([self])[0]
+
+    def __repr__(self) -> str:
+        return f"Pending({self.what}, {'done' if self.done else 'in flight'})"
+
+
 class MemoryLedger:
     """The function's accounted working set."""
 
@@ -102,6 +124,7 @@ class FunctionContext:
         self._service_kinds = services
         self._item_limits = item_limits
         self._clients: dict[str, Any] = {}
+        self._next_future = 0
         self.rng = np.random.default_rng([cmd.seed, cmd.invocation, cmd.attempt, 0xF00D])
         self.memory = MemoryLedger(self, cmd.memory_limit_bytes, cmd.base_bytes)
         self.memory.transient(cmd.payload_bytes, "invocation payload")
@@ -114,6 +137,18 @@ class FunctionContext:
         if self._chain:
             self._call([sc.Op(sc.NOW)])
         return to_s(self._clock)
+
+    @property
+    def clock(self) -> float:
+        """The virtual clock without a simcall: exact when nothing is queued, else a lower bound
+        (queued compute counted, queued storage operations not)."""
+        queued = sum(op.args[0] for op in self._chain if op.kind == sc.COMPUTE)
+        return to_s(self._clock + queued)
+
+    @property
+    def flops_per_s(self) -> float:
+        """This function's modelled compute rate (its vCPU share times the profile's GFLOP/s)."""
+        return self._flops_per_ns * NS_PER_S
 
     @property
     def deadline(self) -> float:
@@ -211,13 +246,46 @@ class FunctionContext:
             return None
         return self._call([op])
 
-    def _encode_checked(self, service: str, key: str, value: Any) -> tuple[Any, int]:
+    def _encode_checked(self, service: str, key: str, value: Any,
+                        charge_bytes: int | None = None) -> tuple[Any, int]:
         handle, size = self._gw.encode(value)
+        if charge_bytes is not None:
+            if charge_bytes < 0:
+                raise ValueError(f"{service}: charge_bytes for key '{key}' must be >= 0, got {charge_bytes}")
+            size = int(charge_bytes)
         limit = self._item_limits.get(service)
         if limit is not None and size > limit:
             raise ItemTooLarge(f"{service}: value for key '{key}' is {size} bytes, above the item limit of "
                                f"{limit} bytes")
         return handle, size
+
+    def _start_async(self, service: str, method: str, args: tuple, size: int = 0, handle: Any = None,
+                     what: str = "") -> Pending:
+        """Queue an asynchronous storage request: it rides with the next simcall, stamped with
+        the function's clock at this point, and runs while the function goes on."""
+        self._next_future += 1
+        fut = self._next_future
+        self._chain.append(sc.Op(sc.ASYNC, service=service, method=method, args=(fut, *args), size=size,
+                                 handle=handle))
+        return Pending(self, fut, what or f"{service}.{method}")
+
+    def gather(self, pendings: "list[Pending]") -> list[Any]:
+        """Wait (one simcall) until every request completed; their results in order.
+
+        The clock moves to the last completion if that is later than now. The first failed
+        request raises its error once all have been collected.
+        """
+        todo = [p for p in pendings if not p.done]
+        if todo:
+            answers = self._call([sc.Op(sc.AWAIT, args=tuple(p.id for p in todo))])
+            for p, (value, handle, error) in zip(todo, answers):
+                p.done, p.error = True, error
+                if error is None:
+                    p.value = self._received(self._gw.decode(handle), p.what) if handle is not None else value
+        for p in pendings:
+            if p.error is not None:
+                raise error_from_name(*p.error)
+        return [p.value for p in pendings]
 
     def _received(self, value: Any, what: str) -> Any:
         n = nbytes_of(value)

@@ -35,6 +35,11 @@ class Throttled(PlatformError):
     """Requests throttled (S3 503 SlowDown, DynamoDB throughput, Lambda 429) past the client's retries."""
 
 
+class FunctionError(PlatformError):
+    """A synchronously invoked function was ended by the platform (timeout, memory, kill); the
+    message names its error. Only the callee's sandbox died: the caller may handle this."""
+
+
 class QueueError(PlatformError):
     """An SQS call with a stale receipt handle or an unknown queue."""
 
@@ -67,7 +72,7 @@ PLATFORM_ERRORS: dict[str, type[BaseException]] = {
     cls.__name__: cls
     for cls in (
         KeyNotFound, ItemTooLarge, PayloadTooLarge, NotSupported, WaitTimeout, Throttled,
-        QueueError, MemoryLimitExceeded, FunctionTimeout, FunctionKilled, PlatformError,
+        QueueError, FunctionError, MemoryLimitExceeded, FunctionTimeout, FunctionKilled, PlatformError,
     )
 }
 

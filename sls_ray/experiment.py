@@ -67,7 +67,23 @@ class Experiment(ABC):
         """Extra fault specs the experiment adds to the config's own."""
         return []
 
+    def preload(self) -> dict[str, dict[str, Any]]:
+        """Objects already in storage at t = 0: service name -> {key: value}.
+
+        For inputs prepared offline (LambdaML partitions its datasets into shards before any
+        function runs): no request is billed for them, their bytes are billed as stored.
+        """
+        return {}
+
     # -- what it reports
+    def check(self, stored) -> dict[str, Any]:
+        """Summary fields from what storage holds at the end (``runtime.StoredObjects``).
+
+        An oracle outside virtual time, for checking results against a reference without
+        charging the run for reading them back (NumPyWren compares its factor with numpy).
+        """
+        return {}
+
     def tables(self, result) -> dict[str, pd.DataFrame]:
         """Extra long-format CSVs for the result directory, built from the run's records."""
         return {}

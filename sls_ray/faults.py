@@ -67,9 +67,9 @@ class SlowDown(Strict):
 
     def install(self, kernel, index: int) -> None:
         svc = kernel.services[self.service]
+        svc.slow_windows.append((to_ns(self.t0_s), to_ns(self.t1_s), self.factor))  # latency, by send time
 
         def set_factor(t: int, f: float) -> None:
-            svc.latency_factor = f
             link = svc.link()
             if link is not None:
                 link.slowdown = f

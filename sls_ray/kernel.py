@@ -19,7 +19,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from sls_ray import simcall as sc
-from sls_ray.errors import VirtualDeadlock
+from sls_ray.errors import PLATFORM_ERRORS, FunctionEnded, VirtualDeadlock
 from sls_ray.invoker import Invoker
 from sls_ray.network import Flow, FlowNetwork, Link
 from sls_ray.platform import MiB, PlatformProfile
@@ -46,7 +46,7 @@ class FunctionRecord:
         "fid", "handler", "memory_mb", "attempt", "invocation", "start_ns", "deadline_ns", "state",
         "clock_ns", "version", "cold", "caller", "is_async", "payload", "payload_size", "chain", "seq",
         "dead_ns", "dead_reason", "end_ns", "status", "error", "nic", "flows", "tickets", "is_vm",
-        "vm_service", "blocked_on", "flops_per_s",
+        "vm_service", "blocked_on", "flops_per_s", "death_told", "futures", "awaiting",
     )
 
     def __init__(self, fid: int, handler: str, memory_mb: int) -> None:
@@ -65,6 +65,7 @@ class FunctionRecord:
         self.seq = 0
         self.dead_ns: int | None = None
         self.dead_reason: tuple[str, str] | None = None
+        self.death_told = False
         self.end_ns: int | None = None
         self.status = ""
         self.error = ""
@@ -75,6 +76,8 @@ class FunctionRecord:
         self.vm_service = ""
         self.blocked_on = ""
         self.flops_per_s = 0.0
+        self.futures: dict[int, tuple] = {}  # async request id -> (t_done, value, handle, error)
+        self.awaiting: tuple[tuple[int, ...], int] | None = None  # (ids, t) of a blocked AWAIT
 
 
 class SimKernel:
@@ -176,6 +179,9 @@ class SimKernel:
             f"no one will cause:\n  " + "\n  ".join(lines[:50]))
         for r in blocked:
             self._die(r, self.now_ns, "VirtualDeadlock", f"blocked forever on {r.blocked_on}")
+        # no event runs after this: record each one now (ended and billed at the deadlock's time)
+        for r in blocked:
+            self._exit(r, self.now_ns, sc.Op(sc.EXIT))
         return "deadlock"
 
     # ------------------------------------------------------------------ entry points
@@ -194,26 +200,30 @@ class SimKernel:
         self.counts["simcalls"] += 1
         self.counts["ops"] += len(ops)
         if rec.state == DONE:
+            if not ops or ops[-1].kind != sc.EXIT:  # recorded already (deadlock): end the thread's wait
+                self.hooks.deliver(fid, sc.Reply(rec.end_ns or 0, error=(rec.status, rec.error)))
             return
         self._set_blocked(rec)
         rec.chain.extend(ops)
-        if rec.dead_ns is not None:
-            self._reply_death(rec)
-            return
+        # even if the kernel already handled this function's death, operations issued before
+        # that instant still run (their remote effects land after it and are dropped): the
+        # outcome cannot depend on whether the death or this chain reached the kernel first
         self._advance(rec, max(t_ns, rec.clock_ns))
 
     # ------------------------------------------------------------------ chains
     def _advance(self, rec: FunctionRecord, t: int, value: Any = None, handle: Any = None) -> None:
         chain = rec.chain
         while chain:
-            if rec.dead_ns is not None:
+            if rec.dead_ns is not None and t >= rec.dead_ns:
                 self._reply_death(rec)
                 return
             op = chain[0]
             if not rec.is_vm and t > rec.deadline_ns:
-                self._die(rec, rec.deadline_ns, "FunctionTimeout",
-                          f"{rec.handler} (fid {rec.fid}) ran past its timeout of "
-                          f"{(rec.deadline_ns - rec.start_ns) / 1e9:g}s")
+                # it computed past its deadline: it dies there, in event order, so that a kill
+                # between its clock and the deadline (not handled yet) still comes first; this
+                # copy of the (passive) deadline event counts as progress, so it is no deadlock
+                rec.blocked_on = "its timeout"
+                self.schedule(rec.deadline_ns, RANK_FAULT, rec.fid, 0, lambda td: self._deadline(rec, td))
                 return
             chain.popleft()
             rec.seq += 1
@@ -228,6 +238,15 @@ class SimKernel:
             elif kind == sc.STORAGE:
                 self._storage_request(rec, seq, op, t)
                 return
+            elif kind == sc.ASYNC:
+                self._async_request(rec, seq, op, t)
+            elif kind == sc.AWAIT:
+                if not all(i in rec.futures for i in op.args):
+                    rec.awaiting = (op.args, t)
+                    rec.blocked_on = f"await of {len(op.args)} async requests"
+                    return
+                t, value = self._collect_futures(rec, op.args, t)
+                handle = None
             elif kind == sc.INVOKE:
                 self._invoke_request(rec, seq, op, t)
                 return
@@ -243,7 +262,7 @@ class SimKernel:
 
     def _finish_op(self, rec: FunctionRecord, t: int, value: Any = None, handle: Any = None,
                    error: tuple[str, str] | None = None) -> None:
-        if rec.state == DONE or (rec.dead_ns is not None and t > rec.dead_ns):
+        if rec.state == DONE or self._gone(rec, t):
             return
         rec.blocked_on = ""
         if error is not None:
@@ -267,8 +286,15 @@ class SimKernel:
         self.hooks.deliver(rec.fid, reply)
 
     def _reply_death(self, rec: FunctionRecord) -> None:
+        """Tell a blocked function it is dead (once), or record its end if it already returned."""
+        rec.death_told = True
         exit_op = next((o for o in rec.chain if o.kind == sc.EXIT), None)
         rec.chain.clear()
+        if exit_op is None and rec.end_ns is not None:
+            # it had already returned (its provisional end is after the death: a kill during a
+            # local compute): the thread is gone, so record the death now instead of answering
+            # it; the exit event scheduled at its provisional end then finds it done
+            exit_op = sc.Op(sc.EXIT)
         if exit_op is not None:
             self.schedule(rec.dead_ns + self.lookahead_ns, RANK_REPLY, rec.fid, rec.seq + 1,
                           lambda _t: self._exit(rec, rec.dead_ns, exit_op))
@@ -276,8 +302,16 @@ class SimKernel:
             self._deliver(rec, sc.Reply(max(rec.dead_ns, rec.clock_ns), error=rec.dead_reason))
 
     def _gone(self, rec: FunctionRecord, t: int) -> bool:
-        """True when the function died before t: its later effects are discarded."""
-        return rec.dead_ns is not None and t > rec.dead_ns
+        """True when the function died before t: its later effects are discarded.
+
+        A function that issued this operation before its death learns of it here, if no one
+        told it yet (it was running when it died).
+        """
+        if rec.dead_ns is None or t <= rec.dead_ns:
+            return False
+        if rec.state == BLOCKED and not rec.death_told:
+            self._reply_death(rec)
+        return True
 
     # ------------------------------------------------------------------ storage
     def _storage_request(self, rec: FunctionRecord, seq: int, op: sc.Op, t: int) -> None:
@@ -288,53 +322,97 @@ class SimKernel:
             return
         rec.blocked_on = f"{op.service}.{op.method}({op.args[0]!r})" if op.args else f"{op.service}.{op.method}"
         req = Request(rec.fid, seq, op.method, op.args, op.size, op.handle, t)
-        t_arr = max(t + svc.one_way_ns(), svc.ready_ns())
+        t_arr = max(t + svc.one_way_ns(t), svc.ready_ns())
         self.schedule(t_arr, RANK_ARRIVE, rec.fid, seq, lambda ta: self._arrive(rec, svc, req, ta, 0))
 
-    def _arrive(self, rec: FunctionRecord, svc: Service, req: Request, ta: int, tries: int) -> None:
-        if self._gone(rec, ta):
-            return
-        self._outcome(rec, svc, req, ta, svc.handle(ta, req), tries)
+    def _arrive(self, rec: FunctionRecord, svc: Service, req: Request, ta: int, tries: int,
+                fut: int | None = None) -> None:
+        if self._gone(rec, ta) or (fut is not None and rec.state == DONE):
+            return  # an async request outlives neither a death nor the function's return
+        self._outcome(rec, svc, req, ta, svc.handle(ta, req), tries, fut)
 
-    def _outcome(self, rec: FunctionRecord, svc: Service, req: Request, ta: int, out: Outcome, tries: int) -> None:
-        back = svc.one_way_ns()
+    def _outcome(self, rec: FunctionRecord, svc: Service, req: Request, ta: int, out: Outcome, tries: int,
+                 fut: int | None = None) -> None:
+        back = svc.one_way_ns(ta)
+        finish = self._finish_op if fut is None else self._future_finisher(fut)
         if isinstance(out, Done):
             if out.nbytes > 0:
                 self._transfer(rec, svc, ta, out.nbytes,
-                               lambda te: self._finish_op(rec, te + back, out.value, out.handle))
+                               lambda te: finish(rec, te + back, out.value, out.handle))
             else:
-                self._finish_op(rec, ta + back, out.value, out.handle)
+                finish(rec, ta + back, out.value, out.handle)
         elif isinstance(out, Upload):
             def committed(tc: int) -> None:
                 if self._gone(rec, tc):
                     return
-                self._finish_op(rec, tc + back, out.commit(tc))
+                finish(rec, tc + back, out.commit(tc))
 
             self._transfer(rec, svc, ta, out.nbytes, committed)
         elif isinstance(out, Fail):
-            self._finish_op(rec, ta + back, error=(out.error, out.message))
+            finish(rec, ta + back, error=(out.error, out.message))
         elif isinstance(out, Throttle):
             self.counts["throttles"] += 1
             retries = getattr(svc.config, "max_retries", 3)
             if tries >= retries:
-                self._finish_op(rec, ta + back, error=("Throttled", f"{svc.kind} '{svc.name}': {out.reason} "
-                                                       f"after {tries} client retries"))
+                finish(rec, ta + back, error=("Throttled", f"{svc.kind} '{svc.name}': {out.reason} "
+                                              f"after {tries} client retries"))
                 return
             t_next = ta + back + self.invoker.backoff_ns(rec.fid * 7919 + req.seq, tries) + back
             self.schedule(t_next, RANK_ARRIVE, rec.fid, req.seq,
-                          lambda t2: self._arrive(rec, svc, req, t2, tries + 1))
+                          lambda t2: self._arrive(rec, svc, req, t2, tries + 1, fut))
         elif isinstance(out, Park):
             rec.tickets.append((svc, out.ticket))
-            out.ticket.data["_resume"] = (rec, svc, req)
+            out.ticket.data["_resume"] = (rec, svc, req, fut)
 
     def resume(self, ticket: Ticket, t_ns: int, outcome: Outcome) -> None:
         """A service answers a parked request (ServiceEnv protocol)."""
-        rec, svc, req = ticket.data["_resume"]
+        rec, svc, req, fut = ticket.data["_resume"]
         if (svc, ticket) in rec.tickets:
             rec.tickets.remove((svc, ticket))
         if self._gone(rec, t_ns):
             return
-        self._outcome(rec, svc, req, t_ns, outcome, 0)
+        self._outcome(rec, svc, req, t_ns, outcome, 0, fut)
+
+    # ------------------------------------------------------------------ async storage requests
+    def _async_request(self, rec: FunctionRecord, seq: int, op: sc.Op, t: int) -> None:
+        """Start a request the function does not wait for; its answer is kept under its id.
+
+        The function goes on computing; an AWAIT later collects the answers, at the later of
+        its own clock and their completion times (docs/api.md, "Asynchronous requests").
+        """
+        fut, args = op.args[0], op.args[1:]
+        svc = self.services.get(op.service)
+        if svc is None:
+            self._future_done(rec, fut, t, error=("NotSupported", f"no storage service named '{op.service}'; "
+                                                  f"known: {sorted(self.services)}"))
+            return
+        req = Request(rec.fid, seq, op.method, args, op.size, op.handle, t)
+        t_arr = max(t + svc.one_way_ns(t), svc.ready_ns())
+        self.schedule(t_arr, RANK_ARRIVE, rec.fid, seq, lambda ta: self._arrive(rec, svc, req, ta, 0, fut))
+
+    def _future_finisher(self, fut: int) -> Callable:
+        def finish(rec: FunctionRecord, t: int, value: Any = None, handle: Any = None,
+                   error: tuple[str, str] | None = None) -> None:
+            self._future_done(rec, fut, t, value, handle, error)
+
+        return finish
+
+    def _future_done(self, rec: FunctionRecord, fut: int, t: int, value: Any = None, handle: Any = None,
+                     error: tuple[str, str] | None = None) -> None:
+        if rec.state == DONE or self._gone(rec, t):
+            return
+        rec.futures[fut] = (t, value, handle, error)
+        waiting = rec.awaiting
+        if waiting is not None and all(i in rec.futures for i in waiting[0]):
+            rec.awaiting = None
+            t_reply, answers = self._collect_futures(rec, waiting[0], waiting[1])
+            self._finish_op(rec, t_reply, answers)
+
+    @staticmethod
+    def _collect_futures(rec: FunctionRecord, ids: tuple[int, ...], t: int) -> tuple[int, list]:
+        """(reply time, [(value, handle, error), ...]): the answer of an AWAIT whose requests all completed."""
+        done = [rec.futures.pop(i) for i in ids]
+        return max([t] + [d[0] for d in done]), [d[1:] for d in done]
 
     def _transfer(self, rec: FunctionRecord, svc: Service, t: int, nbytes: int, done: Callable[[int], None]) -> None:
         links = [rec.nic]
@@ -348,6 +426,12 @@ class SimKernel:
                 rec.flows.discard(holder[0])
             done(te)
 
+        if nbytes <= 0:
+            # an empty upload (delete, zero-byte put) still commits strictly after it arrives, in the
+            # commit phase of t + 1 ns: every read arriving at t misses it, whatever its function id,
+            # as a literal poll would, and analytical polling agrees (storage/kvstore.py)
+            self.schedule(t + 1, RANK_COMMIT, rec.fid, rec.seq, done)
+            return
         flow = self.network.start(t, links, nbytes, finished)
         if flow is not None:
             holder.append(flow)
@@ -434,7 +518,13 @@ class SimKernel:
             memory_limit_bytes=rec.memory_mb * MiB if not rec.is_vm else 1 << 62,
             base_bytes=int(self.fprof.runtime_base_mb * MiB), payload_bytes=rec.payload_size, is_vm=rec.is_vm,
             extra={"flops_per_s": rec.flops_per_s, "mem_bytes_per_s": self.fprof.mem_bandwidth_gbs * 1e9 *
-                   max(self.fprof.vcpus(rec.memory_mb), 1e-3), "service": rec.vm_service}))
+                   max(self._vcpus(rec), 1e-3), "service": rec.vm_service}))
+
+    def _vcpus(self, rec: FunctionRecord) -> float:
+        """A function's vCPU share (memory-proportional); a VM process has its instance's vCPUs."""
+        if rec.is_vm:
+            return float(getattr(self.services[rec.vm_service].config, "vcpus", 1.0))
+        return self.fprof.vcpus(rec.memory_mb)
 
     def _deadline(self, rec: FunctionRecord, t: int) -> None:
         if rec.state != DONE:
@@ -452,7 +542,7 @@ class SimKernel:
         for svc, ticket in rec.tickets:
             cancel = getattr(svc, "cancel", None)
             if cancel is not None:
-                cancel(ticket)
+                cancel(ticket, t)
         rec.tickets.clear()
         if rec.state == BLOCKED:
             self._reply_death(rec)
@@ -467,7 +557,7 @@ class SimKernel:
     def _exit(self, rec: FunctionRecord, t_end: int, op: sc.Op) -> None:
         if rec.state == DONE:
             return
-        if rec.dead_ns is not None:
+        if rec.dead_ns is not None and rec.dead_ns <= t_end:
             t_end = rec.dead_ns
             status, error = rec.dead_reason
         elif op.args:
@@ -481,13 +571,18 @@ class SimKernel:
         rec.error = error
         for flow in list(rec.flows):
             self.network.cancel(flow, self.now_ns)
+        for svc, ticket in rec.tickets:  # async requests still parked when the function returned
+            cancel = getattr(svc, "cancel", None)
+            if cancel is not None:
+                cancel(ticket, t_end)
+        rec.tickets.clear()
         if not rec.is_vm:
             self.invoker.release()
             if rec.status == "ok" or rec.status not in ("MemoryLimitExceeded", "FunctionKilled"):
                 self.invoker.pool.release(rec.handler, rec.memory_mb, t_end)
         if rec.caller is not None:
             caller = self.functions[rec.caller[0]]
-            t_reply = max(t_end, self.now_ns) + self.invoke_one_way_ns
+            t_reply = max(t_end + self.invoke_one_way_ns, self.now_ns)
             if rec.status == "ok":
                 handle = op.handle
                 if op.size > self.fprof.payload_sync_bytes:
@@ -495,18 +590,23 @@ class SimKernel:
                         f"{rec.handler} returned {op.size} bytes, above the 6 MB response limit")))
                 else:
                     self._finish_op(caller, t_reply, handle=handle)
+            elif issubclass(PLATFORM_ERRORS.get(rec.status, Exception), FunctionEnded):
+                # the callee's sandbox died, not the caller's: a catchable error that names why
+                self._finish_op(caller, t_reply, error=("FunctionError", (
+                    f"{rec.handler} (fid {rec.fid}) ended with {rec.status}: {rec.error}")))
             else:
                 self._finish_op(caller, t_reply, error=(rec.status, rec.error))
-        elif rec.is_async and rec.status != "ok" and not rec.is_vm and rec.attempt < self.fprof.async_retries:
+        elif (rec.is_async and rec.status != "ok" and not rec.is_vm and rec.attempt < self.fprof.async_retries
+              and self.deadlock is None):
             delays = self.fprof.async_retry_delays_s
             delay = to_ns(delays[min(rec.attempt, len(delays) - 1)]) if delays else 0
             self.counts["retries"] += 1
             op_retry = sc.Op(sc.INVOKE, args=(rec.handler, False, rec.memory_mb), size=rec.payload_size,
                              handle=rec.payload)
             driver = self.functions[DRIVER]
-            self.schedule(max(t_end, self.now_ns) + delay, RANK_ARRIVE, rec.fid, 1 << 40,
+            self.schedule(max(t_end + delay, self.now_ns), RANK_ARRIVE, rec.fid, 1 << 40,
                           lambda ta: self._lambda_arrive(ta, driver, 0, op_retry, rec.attempt + 1, 0, True,
-                                                         None))
+                                                         rec.invocation))  # a retry keeps its request id
 
     # ------------------------------------------------------------------ VM processes
     def _start_vm_request(self, rec: FunctionRecord, seq: int, op: sc.Op, t: int) -> None:
@@ -522,9 +622,9 @@ class SimKernel:
         vm.nic = svc.vm_nic()
         vm.flops_per_s = svc.flops_per_s()
         self.functions[fid] = vm
-        start = max(t + svc.one_way_ns(), svc.ready_ns())
+        start = max(t + svc.one_way_ns(t), svc.ready_ns())
         self.schedule(start, RANK_REPLY, fid, 0, lambda ts: self._start(vm, ts, 0))
-        self._finish_op(rec, t + 2 * svc.one_way_ns(), value=fid)
+        self._finish_op(rec, t + 2 * svc.one_way_ns(t), value=fid)
 
     # ------------------------------------------------------------------ faults
     def apply_faults(self, faults: list) -> None:

@@ -83,7 +83,7 @@ class FlowNetwork:
                 return None
             flow.rate = min(caps) / 1e9
             flow.version = 1
-            self._schedule(t_ns + max(1, math.ceil(flow.remaining / flow.rate)), flow, flow.version)
+            self._schedule(t_ns + max(1, ceil_ns(flow.remaining / flow.rate)), flow, flow.version)
             return flow
         self._reshare(t_ns, flow)
         return flow

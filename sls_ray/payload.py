@@ -26,6 +26,23 @@ class Encoded:
         return (Encoded, (self.blob,))
 
 
+class Sized:
+    """A value sent with a declared wire size instead of its own.
+
+    For modelled payloads: NumPyWren's folded blocks are small real arrays that stand for
+    4096 x 4096 ones, so every transfer, bill, item-size check and stored GB-month counts
+    ``nbytes``. The receiver gets ``value`` (the wrapper never arrives).
+    """
+
+    __slots__ = ("value", "nbytes")
+
+    def __init__(self, value: Any, nbytes: int) -> None:
+        if int(nbytes) < 0:
+            raise ValueError(f"Sized: nbytes must be >= 0, got {nbytes}")
+        self.value = value
+        self.nbytes = int(nbytes)
+
+
 def nbytes_of(value: Any) -> int:
     if value is None:
         return 0
@@ -53,6 +70,8 @@ def wire_size(value: Any) -> int:
 
 def encode(value: Any) -> tuple[Any, int]:
     """A private copy of the value and its wire size (in-process transports)."""
+    if isinstance(value, Sized):
+        return encode(value.value)[0], value.nbytes
     if value is None:
         return None, 0
     if isinstance(value, bytes):
@@ -64,3 +83,12 @@ def decode(handle: Any) -> Any:
     if isinstance(handle, Encoded):
         return pickle.loads(handle.blob)
     return handle
+
+
+def decode_stored(handle: Any) -> Any:
+    """A stored handle of any transport (inline, Encoded, or a Ray object ref) as its value."""
+    if type(handle).__module__.startswith("ray"):
+        import ray
+
+        return ray.get(handle)
+    return decode(handle)

@@ -67,7 +67,9 @@ class FunctionsProfile(Strict):
 
     def check_memory(self, memory_mb: int, where: str) -> None:
         if not (self.memory_mb_min <= memory_mb <= self.memory_mb_max):
-            raise ValueError(
+            from sls_ray.errors import ConfigError  # bad input: the CLI exits 2 with this message
+
+            raise ConfigError(
                 f"{where}: memory_mb={memory_mb} is outside the platform's range "
                 f"[{self.memory_mb_min}, {self.memory_mb_max}] MB; pick a size in range "
                 f"or raise functions.memory_mb_max in the platform profile"

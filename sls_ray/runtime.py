@@ -21,8 +21,9 @@ from sls_ray.config import ExperimentConfig, load_config, load_profile, resolve_
 from sls_ray.errors import ConfigError
 from sls_ray.experiment import Experiment, experiment_class
 from sls_ray.kernel import DRIVER, SimKernel
-from sls_ray.payload import encode
+from sls_ray.payload import decode_stored, encode
 from sls_ray.platform import Strict
+from sls_ray.storage import service_class
 from sls_ray.vtime import to_s
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -82,6 +83,9 @@ def build(cfg: ExperimentConfig, experiment: Experiment | None = None) -> tuple[
         svc = getattr(fault, "service", None)
         if svc is not None and svc not in profile.services:
             raise ConfigError(f"faults: service '{svc}' is not in the profile; known: {sorted(profile.services)}")
+        if fault.kind == "lose_data" and not service_class(profile.service_config(svc).kind).volatile:
+            raise ConfigError(f"faults: lose_data on '{svc}', a durable service that cannot lose data; "
+                              f"target a memcached, redis or vm service")
     return exp, profile
 
 
@@ -219,7 +223,7 @@ def collect(cfg: ExperimentConfig, exp: Experiment, profile, kernel: SimKernel, 
     for r in rows:
         if r["status"] != "ok":
             failures[r["status"]] = failures.get(r["status"], 0) + 1
-    metrics = _metrics_frame(kernel.metrics)
+    metrics = _metrics_frame(_alive_rows(kernel))
     summary = {
         "experiment": cfg.experiment, "seed": cfg.seed, "status": "ok" if status == "done" else status,
         "makespan_s": to_s(end_ns),
@@ -237,6 +241,7 @@ def collect(cfg: ExperimentConfig, exp: Experiment, profile, kernel: SimKernel, 
                                       "billed_ms", "cold", "status", "error", "vm"])
     storage = pd.DataFrame(storage_rows)
     result = RunResult(resolved_config(cfg, exp, kernel.profile), summary, inv, storage, metrics, experiment=exp)
+    summary.update(exp.check(StoredObjects(services)))
     result.tables = exp.tables(result)
     summary.update(exp.summary_extra(result))
     summary["trace_hash"] = trace_hash(result)
@@ -244,6 +249,29 @@ def collect(cfg: ExperimentConfig, exp: Experiment, profile, kernel: SimKernel, 
                                    "hosts": cfg.run.hosts if transport_name == "ray" else 1,
                                    "note": "host wall time depends on the machine and its load; nothing else does"}
     return result
+
+
+class StoredObjects:
+    """What the services hold when the run ended, read outside virtual time (``Experiment.check``)."""
+
+    def __init__(self, services: dict) -> None:
+        self._services = services
+
+    def keys(self, service: str, prefix: str = "") -> list[str]:
+        return self._services[service].keys_under(prefix) if service in self._services else []
+
+    def get(self, service: str, key: str, default: Any = None) -> Any:
+        svc = self._services.get(service)
+        item = None if svc is None else getattr(svc, "items", {}).get(key)
+        return default if item is None else decode_stored(item[0])
+
+
+def _alive_rows(kernel: SimKernel) -> list[tuple]:
+    """Metrics rows, less those a function stamped after its death (its chain ran ahead of the kill)."""
+    dead = {r.fid: r.dead_ns for r in kernel.functions.values() if r.dead_ns is not None}
+    if not dead:
+        return kernel.metrics
+    return [m for m in kernel.metrics if m[1] not in dead or m[0] <= dead[m[1]]]
 
 
 def _metrics_frame(raw: list[tuple]) -> pd.DataFrame:

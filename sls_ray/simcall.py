@@ -20,6 +20,8 @@ MEMORY = "memory"     # args: (peak_bytes, label): the working set crossed the l
 EXIT = "exit"         # handle = result; args: (error_name, message) or ()
 NOW = "now"           # a no-op that returns the clock (used to flush a chain)
 START_VM = "start_vm" # args: (service, handler); handle = payload
+ASYNC = "async"       # a storage request the function does not wait for: args = (future id, *method args)
+AWAIT = "await"       # args: future ids; answers [(value, handle, error), ...] once all of them completed
 
 
 @dataclass(slots=True)

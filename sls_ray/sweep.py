@@ -16,7 +16,9 @@ import yaml
 
 from sls_ray.config import apply_set, load_config, parse_set, read_yaml
 from sls_ray.errors import ConfigError
-from sls_ray.results import flatten_summary, is_finished, read_summary, write_csv, write_run
+from sls_ray.results import (
+    SUMMARY, _jsonable, flatten_summary, is_finished, read_summary, write_csv, write_json, write_run,
+)
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:
@@ -48,12 +50,26 @@ def expand(raw: dict, grid: dict[str, list[Any]]) -> list[tuple[dict, dict]]:
     return points
 
 
+POINT = "point.json"  # the point's own config data: a finished directory counts only for the same point
+
+
 def _run_point(data: dict, out: str) -> dict:
     from sls_ray.runtime import simulate
 
+    out_dir = Path(out)
+    (out_dir / SUMMARY).unlink(missing_ok=True)  # a stale summary must not mark this point finished
+    write_json(out_dir / POINT, data)
     result = simulate(load_config(data=data))
-    write_run(Path(out), result)
+    write_run(out_dir, result)
     return result.summary
+
+
+def _finished(point_dir: Path, data: dict) -> bool:
+    """summary.json exists (written last) and the directory holds this very point, not one of an
+    earlier sweep with another grid."""
+    if not is_finished(point_dir) or not (point_dir / POINT).exists():
+        return False
+    return json.loads((point_dir / POINT).read_text()) == json.loads(json.dumps(data, default=_jsonable))
 
 
 def run_sweep(config_path: str, grid_items: list[str], sets: list[str], out: Path,
@@ -73,7 +89,7 @@ def run_sweep(config_path: str, grid_items: list[str], sets: list[str], out: Pat
     out.mkdir(parents=True, exist_ok=True)
     (out / "grid.json").write_text(json.dumps(grid, indent=2))
     dirs = [out / f"point-{i:03d}" for i in range(len(points))]
-    todo = [i for i in range(len(points)) if not is_finished(dirs[i])]
+    todo = [i for i in range(len(points)) if not _finished(dirs[i], points[i][0])]
     done = len(points) - len(todo)
     if on_point:
         on_point(done, len(points))

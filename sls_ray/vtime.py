@@ -23,7 +23,20 @@ def to_ns(seconds: float) -> int:
     """Seconds to integer nanoseconds, rounding up so that a positive duration never vanishes."""
     if seconds <= 0:
         return 0
-    return int(math.ceil(seconds * NS_PER_S - 1e-6))
+    return ceil_ns(seconds * NS_PER_S)
+
+
+def ceil_ns(ns: float) -> int:
+    """Round a computed duration in ns up to a whole ns, ignoring float noise.
+
+    A value within a few ulp of a whole number is that number: 32.02 s is 32_020_000_000 ns
+    and 1 MB at 5 MB/s is 200_000_000 ns, not one more (a fixed slack would fall below float
+    resolution for durations beyond a few seconds).
+    """
+    nearest = round(ns)
+    if abs(ns - nearest) <= 4 * math.ulp(ns) + 1e-6:
+        return int(nearest)
+    return int(math.ceil(ns))
 
 
 def to_s(ns: int) -> float:

@@ -22,7 +22,7 @@ import ray
 from sls_ray import simcall as sc
 from sls_ray.context import FunctionContext
 from sls_ray.payload import Encoded, wire_size
-from sls_ray.transport.local import run_handler
+from sls_ray.transport.local import resolve_handler, run_handler
 
 INLINE_LIMIT = 64 * 1024
 BATCH_WAIT_S = 0.02  # longest a ready batch waits for this host's still-running functions
@@ -122,7 +122,7 @@ class HostGateway:
 
     def _run(self, cmd: sc.StartCommand) -> None:
         ctx = FunctionContext(self, cmd, self.service_kinds, self.item_limits)
-        run_handler(ctx, self.handlers[cmd.handler], self.decode(cmd.payload))
+        run_handler(ctx, resolve_handler(self.handlers, cmd.handler), self.decode(cmd.payload))
 
 
 @ray.remote(num_cpus=0, max_concurrency=4)

@@ -144,17 +144,29 @@ class Service:
     Config: ClassVar[type[ServiceConfig]] = ServiceConfig
     #: methods that only read; everything else may change state (commits rank before reads)
     read_methods: ClassVar[frozenset[str]] = frozenset()
+    #: whether a node failure can lose its data (durable S3, DynamoDB and SQS cannot)
+    volatile: ClassVar[bool] = False
 
     def __init__(self, name: str, config: ServiceConfig, env: ServiceEnv) -> None:
         self.name = name
         self.config = config
         self.env = env
         self.usage = Usage()
-        self.latency_factor = 1.0  # fault injection: a slow service
+        self.slow_windows: list[tuple[int, int, float]] = []  # fault injection: (t0_ns, t1_ns, latency factor)
 
     # -- kernel-facing
-    def one_way_ns(self) -> int:
-        return to_ns(self.config.latency_s * self.latency_factor / 2)
+    def latency_factor(self, t_ns: int) -> float:
+        """Slow-down of requests sent at t_ns. The fault plan is known in advance, so this is a pure
+        function of virtual time, never of which events the kernel has handled yet."""
+        factor = 1.0
+        for t0, t1, f in self.slow_windows:
+            if t0 <= t_ns < t1:
+                factor *= f
+        return factor
+
+    def one_way_ns(self, t_ns: int) -> int:
+        """One-way latency of a request or reply leaving at t_ns."""
+        return to_ns(self.config.latency_s * self.latency_factor(t_ns) / 2)
 
     def nominal_one_way_ns(self) -> int:
         return to_ns(self.config.latency_s / 2)

@@ -98,10 +98,6 @@ class KVStore(Service):
             i += 1
         return out
 
-    def lose_data(self, t_ns: int) -> None:
-        for key in list(self.items):
-            self._remove(t_ns, key)
-
     # ------------------------------------------------------------ operations
     def _gate(self, t_ns: int, req: Request, op_class: str, nbytes: int = 0) -> Throttle | None:
         throttle = self.admit(t_ns, req, op_class, nbytes)
@@ -187,7 +183,7 @@ class KVStore(Service):
         interval, timeout = req.args[1], req.args[2]
         ticket = Ticket(req.fid, req.seq, t_ns,
                         INF_NS if timeout is None else req.t_issue_ns + to_ns(timeout))
-        period = to_ns(self.config.latency_s * self.latency_factor + interval)
+        period = to_ns(self.config.latency_s * self.latency_factor(t_ns) + interval)
         ticket.data = {"kind": kind, "target": target, "period": max(1, period), "poll_class": poll_class,
                        "check_at": None,
                        "per_poll": self.mget_requests(len(target)) if kind == "keys" else 1}

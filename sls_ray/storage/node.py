@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from sls_ray.network import Link
-from sls_ray.storage.base import per_second_billing
+from sls_ray.storage.base import Outcome, Request, Upload, per_second_billing
 from sls_ray.storage.kvstore import KVConfig, KVStore
 from sls_ray.vtime import to_ns
 
@@ -29,8 +29,30 @@ class NodeStore(KVStore):
         super().__init__(name, config, env)
         self._link = Link(f"svc:{name}", config.nic_gbs * 1e9)
 
+    volatile = True  # a node failure loses the data (fault plan: lose_data)
+
     def link(self):
         return self._link
+
+    def lose_data(self, t_ns: int) -> None:
+        for key in list(self.items):
+            self._remove(t_ns, key)
+
+    def op_flush(self, t_ns: int, req: Request) -> Outcome:
+        """Memcached ``flush_all`` / Redis ``FLUSHALL``: drop every item, one request."""
+        self.bill("FLUSH")
+
+        def commit(t: int) -> int:
+            keys = list(self.items)
+            for key in keys:
+                self._remove(t, key)
+            return len(keys)
+
+        return Upload(0, commit)
+
+    def instances(self) -> int:
+        """Nodes billed for the whole run."""
+        return self.config.nodes
 
     def ready_ns(self) -> int:
         return to_ns(self.config.startup_s)
@@ -40,6 +62,6 @@ class NodeStore(KVStore):
 
     def cost(self, end_ns: int) -> dict[str, float]:
         out = super().cost(end_ns)
-        out["nodes"] = self.config.nodes * per_second_billing(end_ns, self.config.billing_min_s,
+        out["nodes"] = self.instances() * per_second_billing(end_ns, self.config.billing_min_s,
                                                               self.config.node_price_per_hour)
         return out

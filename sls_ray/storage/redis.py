@@ -98,7 +98,7 @@ class Redis(NodeStore):
     def op_transaction(self, t_ns: int, req: Request) -> Outcome:
         ops = req.args[0]
         for op in ops:
-            if op[0] not in ("getv", "setv", "incr", "setnx", "cas", "delete"):
+            if op[0] not in ("getv", "setv", "incr", "setnx", "cas", "setnx_incr", "delete"):
                 return Fail("NotSupported", f"redis transaction: unknown command '{op[0]}'")
 
         def run(t: int) -> list:
@@ -123,6 +123,14 @@ class Redis(NodeStore):
                     if ok:
                         self._set(t, args[0], args[2])
                     out.append(ok)
+                elif cmd == "setnx_incr":
+                    if args[0] in self.items:
+                        out.append(None)
+                    else:
+                        self._set(t, args[0], 1)
+                        v = int(self._value(args[1]) or 0) + (args[2] if len(args) > 2 else 1)
+                        self._set(t, args[1], v)
+                        out.append(v)
                 else:
                     out.append(self._remove(t, args[0]))
             return out

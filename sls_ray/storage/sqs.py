@@ -49,6 +49,8 @@ class _Queue:
         self.messages: dict[int, Message] = {}
         self.ready: list[tuple[int, int, int]] = []  # (visible_at, id, receipt) candidates
         self.waiters: list[Ticket] = []
+        self.leased: dict[int, Message] = {}  # received and not deleted (lease running or expired)
+        self.by_receipt: dict[int, Message] = {}  # latest receipt of each undeleted message
 
 
 class SQS(Service):
@@ -87,12 +89,15 @@ class SQS(Service):
         if self.config.duplicate_prob > 0:
             rng = np.random.default_rng([self.config.seed, msg.id, msg.receive_count])
             dup = float(rng.random()) < self.config.duplicate_prob
+        q.by_receipt.pop(msg.receipt, None)
+        q.by_receipt[self._next_receipt] = msg
         if dup:  # at-least-once: the message stays visible and may be received again
             msg.receipt = self._next_receipt
             heapq.heappush(q.ready, (msg.visible_at, msg.id, msg.receipt))
             return {"id": msg.id, "body": msg.body, "receipt": -msg.receipt, "receive_count": msg.receive_count}
         msg.receipt = self._next_receipt
         msg.visible_at = t_ns + visibility_ns
+        q.leased[msg.id] = msg
         heapq.heappush(q.ready, (msg.visible_at, msg.id, msg.receipt))
         self.env.schedule(msg.visible_at, RANK_TIMER, -2, msg.id,
                           lambda t, qq=q, m=msg, r=msg.receipt: self._expire(qq, m, r, t))
@@ -159,14 +164,12 @@ class SQS(Service):
             ticket.closed = True
             self.env.resume(ticket, t_ns, Done(value=None))
 
-    def cancel(self, ticket: Ticket) -> None:
+    def cancel(self, ticket: Ticket, t_ns: int | None = None) -> None:
         ticket.closed = True
 
     def _by_receipt(self, queue: str, receipt: int) -> Message | None:
-        for msg in self._q(queue).messages.values():
-            if msg.receipt == abs(receipt) and not msg.deleted:
-                return msg
-        return None
+        msg = self._q(queue).by_receipt.get(abs(receipt))
+        return msg if msg is not None and not msg.deleted and msg.receipt == abs(receipt) else None
 
     def op_delete_message(self, t_ns: int, req: Request) -> Outcome:
         queue, receipt = req.args
@@ -177,7 +180,10 @@ class SQS(Service):
             if msg is None:
                 return False
             msg.deleted = True
-            del self._q(queue).messages[msg.id]
+            q = self._q(queue)
+            del q.messages[msg.id]
+            q.leased.pop(msg.id, None)
+            q.by_receipt.pop(msg.receipt, None)
             return True
 
         return Upload(0, commit)
@@ -206,12 +212,16 @@ class SQS(Service):
     def op_length(self, t_ns: int, req: Request) -> Outcome:
         self._bill("GET_ATTRIBUTES")
         q = self._q(req.args[0])
-        return Done(value=sum(1 for m in q.messages.values() if m.visible_at <= t_ns))
+        return Done(value=len(q.messages) - self._leased_now(q, t_ns))
 
     def op_in_flight(self, t_ns: int, req: Request) -> Outcome:
         self._bill("GET_ATTRIBUTES")
-        q = self._q(req.args[0])
-        return Done(value=sum(1 for m in q.messages.values() if m.visible_at > t_ns))
+        return Done(value=self._leased_now(self._q(req.args[0]), t_ns))
+
+    @staticmethod
+    def _leased_now(q: _Queue, t_ns: int) -> int:
+        """Messages invisible at t: only received ones can be (a sent message is visible at once)."""
+        return sum(1 for m in q.leased.values() if m.visible_at > t_ns)
 
     def cost(self, end_ns: int) -> dict[str, float]:
         return {"requests": self.usage.total_requests * self.config.price_per_million / 1e6}

@@ -26,6 +26,8 @@ class VMConfig(NodeConfig):
     node_price_per_hour: float = Field(0.096, ge=0, description="m5.large on-demand USD/h [src]")
     billing_min_s: float = Field(60.0, ge=0, description="per-second billing, 60 s minimum [doc]")
     list_page_keys: int | None = Field(1000, description="key listing on the VM's own store")
+    nodes: int | None = Field(1, ge=1, description="instances billed (processes go round-robin over them); "
+                              "None = one instance per process started, a cluster sized by the job")
 
 
 class VM(NodeStore):
@@ -35,14 +37,19 @@ class VM(NodeStore):
     def __init__(self, name, config, env) -> None:
         super().__init__(name, config, env)
         self._instance_nics = [self._link] + [Link(f"svc:{name}#{i}", config.nic_gbs * 1e9)
-                                              for i in range(1, config.nodes)]
+                                              for i in range(1, config.nodes or 1)]
         self._next_instance = 0
 
     def vm_nic(self) -> Link:
         """The NIC of the instance the next process runs on (round-robin over instances)."""
+        if self.config.nodes is None and self._next_instance >= len(self._instance_nics):
+            self._instance_nics.append(Link(f"svc:{self.name}#{self._next_instance}", self.config.nic_gbs * 1e9))
         nic = self._instance_nics[self._next_instance % len(self._instance_nics)]
         self._next_instance += 1
         return nic
+
+    def instances(self) -> int:
+        return self.config.nodes or max(1, self._next_instance)
 
     def flops_per_s(self) -> float:
         return self.config.vcpus * self.config.gflops_per_vcpu * 1e9

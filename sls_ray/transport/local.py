@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from sls_ray import simcall as sc
 from sls_ray.context import FunctionContext
-from sls_ray.errors import FunctionEnded, MemoryLimitExceeded
+from sls_ray.errors import FunctionEnded, MemoryLimitExceeded, NotSupported
 from sls_ray.payload import decode, encode
 
 
@@ -35,8 +35,25 @@ def run_handler(ctx: FunctionContext, fn: Callable, payload: Any) -> None:
                                               f"memory limit of {ctx.memory_mb} MB: {e}"))
     except Exception as e:  # the function failed: record its error, as Lambda does
         ctx._finish(error=e, where=traceback.format_exc(limit=-2))
+    except BaseException as e:  # sys.exit() in a handler: "Runtime exited with error", not a hung run
+        ctx._finish(error=e, where=f"Runtime exited with error: {type(e).__name__}({e})")
     else:
-        ctx._finish(result)
+        try:
+            ctx._finish(result)
+        except Exception as e:  # the result cannot be serialised: the invocation fails
+            ctx._finish(error=e, where=traceback.format_exc(limit=-2))
+
+
+def resolve_handler(handlers: dict[str, Callable], name: str) -> Callable:
+    """The handler to run; an unknown name fails that invocation (recorded) instead of its thread."""
+    fn = handlers.get(name)
+    if fn is not None:
+        return fn
+
+    def missing(ctx: FunctionContext, payload: Any) -> None:
+        raise NotSupported(f"invoke: no handler named '{name}'; this experiment has {sorted(handlers)}")
+
+    return missing
 
 
 class LocalTransport:
@@ -85,7 +102,7 @@ class LocalTransport:
 
     def _run(self, cmd: sc.StartCommand) -> None:
         ctx = FunctionContext(self, cmd, self.service_kinds, self.item_limits)
-        run_handler(ctx, self.handlers[cmd.handler], decode(cmd.payload))
+        run_handler(ctx, resolve_handler(self.handlers, cmd.handler), decode(cmd.payload))
 
     # -- driver
     def run(self, kernel) -> str:
