@@ -63,6 +63,16 @@ class Experiment(ABC):
         """Service names the experiment uses; a missing one is a config error naming it."""
         return []
 
+    def reachable_services(self) -> list[str] | None:
+        """Every service the functions may touch, or None for all of the profile's.
+
+        Naming them provisions only those: the others are left out of the run, and the kernel's
+        lookahead (the smallest one-way latency it must respect) comes from these alone — a run
+        on S3 alone need not step in Memcached's quarter-millisecond windows. Virtual results do
+        not change; only how many synchronisation windows the run needs (docs/design.md, §1).
+        """
+        return None
+
     def faults(self) -> list[dict]:
         """Extra fault specs the experiment adds to the config's own."""
         return []

@@ -20,7 +20,7 @@ from sls_ray.platform import Strict
 
 
 class AllReduceParams(Strict):
-    workers: int = Field(8, ge=1, le=1000, description="functions averaging together")
+    workers: int = Field(8, ge=1, le=10000, description="functions averaging together")
     service: str = Field("s3", description="storage service the vectors travel through")
     pattern: Literal["allreduce", "scatter_reduce"] = Field("allreduce", description="collective")
     rounds: int = Field(3, ge=1, description="all-reduce rounds")
@@ -80,6 +80,9 @@ class AllReduceExperiment(Experiment):
         return {"worker": self.params.memory_mb, "trigger": 128}
 
     def required_services(self):
+        return [self.params.service]
+
+    def reachable_services(self):
         return [self.params.service]
 
     def tables(self, result):

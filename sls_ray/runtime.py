@@ -77,6 +77,14 @@ def build(cfg: ExperimentConfig, experiment: Experiment | None = None) -> tuple[
             raise ConfigError(f"experiment '{cfg.experiment}' needs a storage service named '{name}', "
                               f"but profile '{profile.name}' has only {sorted(profile.services)}; "
                               f"add it under profile.services or pick another service")
+    reachable = exp.reachable_services()
+    if reachable is not None:
+        missing = [n for n in reachable if n not in profile.services]
+        if missing:
+            raise ConfigError(f"experiment '{cfg.experiment}' uses services {missing} that profile "
+                              f"'{profile.name}' lacks; known: {sorted(profile.services)}")
+        profile.services = {n: v for n, v in profile.services.items()
+                            if n in reachable or n in exp.required_services()}
     for handler, mb in exp.handler_memory().items():
         profile.functions.check_memory(mb, f"memory of handler '{handler}'")
     for fault in cfg.faults:
