@@ -39,7 +39,7 @@ class Link:
 class Flow:
     __slots__ = ("id", "links", "remaining", "rate", "updated_ns", "version", "on_done")
 
-    def __init__(self, fid: int, links: list[Link], nbytes: float, on_done: Callable[[int], None]) -> None:
+    def __init__(self, fid: int, links: list[Link], nbytes: float, on_done: Callable[[int], None] | None) -> None:
         self.id = fid
         self.links = links
         self.remaining = float(nbytes)
@@ -92,12 +92,16 @@ class FlowNetwork:
         if version != flow.version or flow.remaining < 0:
             return
         self._remove(flow, t_ns)
-        flow.on_done(t_ns)
+        # drop the callback before calling it: it usually refers back to this flow, and a cycle
+        # per transfer would leave every one of them to the garbage collector
+        on_done, flow.on_done = flow.on_done, None
+        on_done(t_ns)
 
     def cancel(self, flow: Flow, t_ns: int) -> None:
         """Drop a flow whose function died; its bandwidth goes back to the others."""
         if flow.remaining >= 0 and any(flow.id in l.flows for l in flow.links):
             self._remove(flow, t_ns)
+            flow.on_done = None
 
     def _remove(self, flow: Flow, t_ns: int) -> None:
         for link in flow.links:

@@ -153,6 +153,7 @@ class Service:
         self.env = env
         self.usage = Usage()
         self.slow_windows: list[tuple[int, int, float]] = []  # fault injection: (t0_ns, t1_ns, latency factor)
+        self._nominal: tuple[float, int] = (-1.0, 0)  # (latency_s, its one-way ns)
 
     # -- kernel-facing
     def latency_factor(self, t_ns: int) -> float:
@@ -166,10 +167,15 @@ class Service:
 
     def one_way_ns(self, t_ns: int) -> int:
         """One-way latency of a request or reply leaving at t_ns."""
+        if not self.slow_windows:  # factor 1.0: the same ns, without recomputing them per request
+            return self.nominal_one_way_ns()
         return to_ns(self.config.latency_s * self.latency_factor(t_ns) / 2)
 
     def nominal_one_way_ns(self) -> int:
-        return to_ns(self.config.latency_s / 2)
+        latency = self.config.latency_s
+        if latency != self._nominal[0]:
+            self._nominal = (latency, to_ns(latency / 2))
+        return self._nominal[1]
 
     def handle(self, t_ns: int, req: Request) -> Outcome:
         method = getattr(self, "op_" + req.method, None)

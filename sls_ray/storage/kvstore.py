@@ -10,7 +10,7 @@ as a client that really polled every ``poll_interval_s`` (docs/design.md, "Polli
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -39,7 +39,9 @@ class KVStore(Service):
     def __init__(self, name, config, env) -> None:
         super().__init__(name, config, env)
         self.items: dict[str, tuple[Any, int]] = {}
-        self._sorted: list[str] = []
+        self._sorted: list[str] = []  # sorted keys as of the last listing (may hold removed ones)
+        self._fresh: list[str] = []  # keys added since, unsorted: a write costs O(1), not an O(n) insort
+        self._purge = False  # some key in _sorted was removed
         # watchers by key / by prefix, each an insertion-ordered dict keyed by id(ticket);
         # watched prefixes keep a live key count so a LIST-poll check is O(1)
         self._key_watch: dict[str, dict[int, Ticket]] = {}
@@ -66,7 +68,7 @@ class KVStore(Service):
         old = self.items.get(key)
         self.usage.stored(t_ns, size - (old[1] if old else 0))
         if old is None:
-            insort(self._sorted, key)
+            self._fresh.append(key)
             self._count_prefixes(key, +1)
         self.items[key] = (handle, size)
         self._notify(t_ns, key)
@@ -76,8 +78,7 @@ class KVStore(Service):
         if old is None:
             return False
         self.usage.stored(t_ns, -old[1])
-        i = bisect_left(self._sorted, key)
-        del self._sorted[i]
+        self._purge = True
         self._count_prefixes(key, -1)
         return True
 
@@ -90,7 +91,22 @@ class KVStore(Service):
         """An object present at t = 0 (prepared offline): stored, never billed as a request."""
         self._write(0, key, handle, size)
 
+    def _sorted_keys(self) -> list[str]:
+        """Every present key in order; merges the writes since the last call (timsort: O(n))."""
+        if self._purge:
+            self._sorted = [k for k in self._sorted if k in self.items]
+            self._fresh = [k for k in self._fresh if k in self.items]
+            self._purge = False
+        if self._fresh:
+            self._sorted.extend(self._fresh)
+            self._sorted.sort()
+            self._fresh = []
+            if len(self._sorted) != len(self.items):  # removed and written again since the last merge
+                self._sorted = sorted(set(self._sorted))
+        return self._sorted
+
     def keys_under(self, prefix: str) -> list[str]:
+        self._sorted_keys()
         i = bisect_left(self._sorted, prefix)
         out = []
         while i < len(self._sorted) and self._sorted[i].startswith(prefix):

@@ -1,0 +1,139 @@
+"""Running a function's chain of simcalls in virtual time (docs/design.md, "The simcall protocol").
+
+A function sends a *chain*: operations whose results it does not need (put, delete, compute,
+log) followed by one that returns data. ``_advance`` runs the chain op after op from the
+function's clock: local ones (compute, log, now) move the clock at once; a storage request,
+an invocation or a VM start leaves the chain until its answer comes back (``_finish_op``),
+and the last answer is delivered to the function, which runs again from that instant.
+
+A death (timeout, kill) can overtake a chain: whatever the function does after its death
+instant is discarded, and the function learns of its death at the first blocking call
+(``_reply_death``, ``_gone``).
+
+``ChainRunner`` is one part of ``SimKernel`` (kernel.py).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sls_ray import simcall as sc
+from sls_ray.functions import BLOCKED, DONE, FunctionRecord
+from sls_ray.vtime import RANK_FAULT, RANK_REPLY
+
+if TYPE_CHECKING:
+    from sls_ray.kernel import Hooks
+
+
+class ChainRunner:
+    """Runs chains, answers functions and tells them of their deaths (a part of SimKernel).
+
+    From the kernel it uses ``schedule``, ``lookahead_ns``, ``hooks``, ``metrics`` and
+    ``_set_running``; from the other parts the handlers of blocking operations
+    (``_storage_request``, ``_invoke_request``, ...) and ``_exit``/``_deadline``.
+    """
+
+    lookahead_ns: int
+    hooks: "Hooks"
+    metrics: list[tuple]
+
+    def _advance(self, rec: FunctionRecord, t: int, value: Any = None, handle: Any = None) -> None:
+        chain = rec.chain
+        while chain:
+            if rec.dead_ns is not None and t >= rec.dead_ns:
+                self._reply_death(rec)
+                return
+            op = chain[0]
+            if not rec.is_vm and t > rec.deadline_ns:
+                # it computed past its deadline: it dies there, in event order, so that a kill
+                # between its clock and the deadline (not handled yet) still comes first; this
+                # copy of the (passive) deadline event counts as progress, so it is no deadlock
+                rec.blocked_on = "its timeout"
+                self.schedule(rec.deadline_ns, RANK_FAULT, rec.fid, 0, lambda td: self._deadline(rec, td))
+                return
+            chain.popleft()
+            rec.seq += 1
+            seq = rec.seq
+            kind = op.kind
+            if kind == sc.COMPUTE:
+                t += op.args[0]
+            elif kind == sc.LOG:
+                self.metrics.append((t, rec.fid, seq, rec.handler, op.args[0], op.args[1]))
+            elif kind == sc.NOW:
+                value, handle = t, None
+            elif kind == sc.STORAGE:
+                self._storage_request(rec, seq, op, t)
+                return
+            elif kind == sc.ASYNC:
+                self._async_request(rec, seq, op, t)
+            elif kind == sc.AWAIT:
+                if not all(i in rec.futures for i in op.args):
+                    rec.awaiting = (op.args, t)
+                    rec.blocked_on = f"await of {len(op.args)} async requests"
+                    return
+                t, value = self._collect_futures(rec, op.args, t)
+                handle = None
+            elif kind == sc.INVOKE:
+                self._invoke_request(rec, seq, op, t)
+                return
+            elif kind == sc.START_VM:
+                self._start_vm_request(rec, seq, op, t)
+                return
+            elif kind == sc.EXIT:
+                rec.end_ns = t  # provisional: a death after this instant cannot touch it
+                self.schedule(t + self.lookahead_ns, RANK_REPLY, rec.fid, seq,
+                              lambda _t, end=t, o=op: self._exit(rec, end, o))
+                return
+        self._deliver(rec, sc.Reply(t, value=value, handle=handle))
+
+    def _finish_op(self, rec: FunctionRecord, t: int, value: Any = None, handle: Any = None,
+                   error: tuple[str, str] | None = None) -> None:
+        if rec.state == DONE or self._gone(rec, t):
+            return
+        rec.blocked_on = ""
+        if error is not None:
+            # a failed lazy operation surfaces at the blocking call that carried it
+            exit_op = next((o for o in rec.chain if o.kind == sc.EXIT), None)
+            rec.chain.clear()
+            if exit_op is not None:
+                exit_op.args = error
+                rec.chain.append(exit_op)
+                self._advance(rec, t)
+            else:
+                self._deliver(rec, sc.Reply(t, error=error))
+            return
+        if rec.chain:
+            self._advance(rec, t, value, handle)
+        else:
+            self._deliver(rec, sc.Reply(t, value=value, handle=handle))
+
+    def _deliver(self, rec: FunctionRecord, reply: sc.Reply) -> None:
+        self._set_running(rec, reply.t_ns)
+        self.hooks.deliver(rec.fid, reply)
+
+    def _reply_death(self, rec: FunctionRecord) -> None:
+        """Tell a blocked function it is dead (once), or record its end if it already returned."""
+        rec.death_told = True
+        exit_op = next((o for o in rec.chain if o.kind == sc.EXIT), None)
+        rec.chain.clear()
+        if exit_op is None and rec.end_ns is not None:
+            # it had already returned (its provisional end is after the death: a kill during a
+            # local compute): the thread is gone, so record the death now instead of answering
+            # it; the exit event scheduled at its provisional end then finds it done
+            exit_op = sc.Op(sc.EXIT)
+        if exit_op is not None:
+            self.schedule(rec.dead_ns + self.lookahead_ns, RANK_REPLY, rec.fid, rec.seq + 1,
+                          lambda _t: self._exit(rec, rec.dead_ns, exit_op))
+        else:
+            self._deliver(rec, sc.Reply(max(rec.dead_ns, rec.clock_ns), error=rec.dead_reason))
+
+    def _gone(self, rec: FunctionRecord, t: int) -> bool:
+        """True when the function died before t: its later effects are discarded.
+
+        A function that issued this operation before its death learns of it here, if no one
+        told it yet (it was running when it died).
+        """
+        if rec.dead_ns is None or t <= rec.dead_ns:
+            return False
+        if rec.state == BLOCKED and not rec.death_told:
+            self._reply_death(rec)
+        return True

@@ -1,0 +1,270 @@
+"""A function instance and its lifecycle: invocation, start, timeout, death, exit, retries.
+
+Lambda's model (platform.md, "Functions"): an invocation arrives at the Invoke API one
+latency after the call; it is throttled (429, exponential backoff) above the account's
+concurrency limit, or admitted to a warm container or a cold one (``invoker.py``); it starts
+with a deadline; it ends by returning, by raising, or by a death — its timeout, a kill, a
+memory limit — whose later effects are discarded. A failed asynchronous invocation is
+retried (twice by default, after 60 and 120 s). A VM process is the same record with no
+deadline and no billing.
+
+``FunctionLifecycle`` is one part of ``SimKernel`` (kernel.py): its methods run inside
+kernel events and use the kernel's clock, event queue and records.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from sls_ray import simcall as sc
+from sls_ray.errors import PLATFORM_ERRORS, FunctionEnded
+from sls_ray.network import Flow, Link
+from sls_ray.platform import MiB
+from sls_ray.vtime import INF_NS, RANK_ARRIVE, RANK_FAULT, RANK_REPLY, to_ns
+
+if TYPE_CHECKING:
+    from sls_ray.storage.base import Service, Ticket
+
+STARTING, RUNNING, BLOCKED, DONE = "starting", "running", "blocked", "done"
+DRIVER = 0  # the pseudo-function that makes the entry invocation at t = 0
+
+
+class FunctionRecord:
+    """One function instance (or VM process) as the kernel sees it: state, clock, death, bill."""
+
+    __slots__ = (
+        "fid", "handler", "memory_mb", "attempt", "invocation", "start_ns", "deadline_ns", "state",
+        "clock_ns", "version", "cold", "caller", "is_async", "payload", "payload_size", "chain", "seq",
+        "dead_ns", "dead_reason", "end_ns", "status", "error", "nic", "flows", "tickets", "is_vm",
+        "vm_service", "blocked_on", "flops_per_s", "death_told", "futures", "awaiting",
+    )
+
+    def __init__(self, fid: int, handler: str, memory_mb: int) -> None:
+        self.fid, self.handler, self.memory_mb = fid, handler, memory_mb
+        self.attempt = 0
+        self.invocation = fid
+        self.start_ns = self.deadline_ns = self.clock_ns = 0
+        self.version = 0
+        self.state = STARTING
+        self.cold = False
+        self.caller: tuple[int, int] | None = None
+        self.is_async = True
+        self.payload: Any = None
+        self.payload_size = 0
+        self.chain: deque[sc.Op] = deque()
+        self.seq = 0
+        self.dead_ns: int | None = None
+        self.dead_reason: tuple[str, str] | None = None
+        self.death_told = False
+        self.end_ns: int | None = None
+        self.status = ""
+        self.error = ""
+        self.nic: Link | None = None
+        self.flows: set[Flow] = set()
+        self.tickets: list[tuple[Service, Ticket]] = []
+        self.is_vm = False
+        self.vm_service = ""
+        self.blocked_on = ""
+        self.flops_per_s = 0.0
+        self.futures: dict[int, tuple] = {}  # async request id -> (t_done, value, handle, error)
+        self.awaiting: tuple[tuple[int, ...], int] | None = None  # (ids, t) of a blocked AWAIT
+
+
+class FunctionLifecycle:
+    """How SimKernel invokes, starts, kills and ends functions (a part of SimKernel).
+
+    From the kernel it uses ``schedule``, ``functions``, ``services``, ``network``,
+    ``invoker``, ``hooks``, ``counts`` and the profile's function limits (``fprof``); from
+    chains.py ``_finish_op``, ``_reply_death`` and ``_set_running``.
+    """
+
+    functions: dict[int, FunctionRecord]
+    counts: dict[str, int]
+
+    def _invoke_request(self, rec: FunctionRecord, seq: int, op: sc.Op, t: int) -> None:
+        handler, sync, memory_mb = op.args
+        limit = self.fprof.payload_sync_bytes if sync else self.fprof.payload_async_bytes
+        rtt = 2 * self.invoke_one_way_ns
+        if op.size > limit:
+            self._finish_op(rec, t + rtt, error=("PayloadTooLarge", (
+                f"invoke {handler}: payload of {op.size} bytes is above the "
+                f"{'synchronous' if sync else 'asynchronous'} limit of {limit} bytes")))
+            return
+        rec.blocked_on = f"invoke {handler} ({'sync' if sync else 'async'})"
+        self.schedule(t + self.invoke_one_way_ns, RANK_ARRIVE, rec.fid, seq,
+                      lambda ta: self._lambda_arrive(ta, rec, seq, op, attempt=0, tries=0, accepted=False))
+
+    def _lambda_arrive(self, ta: int, caller: FunctionRecord, seq: int, op: sc.Op, attempt: int, tries: int,
+                       accepted: bool, invocation: int | None = None) -> None:
+        handler, sync, memory_mb = op.args
+        back = self.invoke_one_way_ns
+        if invocation is None:
+            self._next_fid += 1
+            invocation = self._next_fid
+        if not self.invoker.has_capacity():
+            self.counts["throttles"] += 1
+            if sync and tries >= self.fprof.throttle_max_retries:
+                self._finish_op(caller, ta + back, error=("Throttled", (
+                    f"invoke {handler}: 429 TooManyRequestsException after {tries} retries "
+                    f"(concurrency limit {self.fprof.concurrency_limit})")))
+                return
+            if not sync and not accepted:
+                self._finish_op(caller, ta + back, value=invocation)  # 202: Lambda queues the event
+                accepted = True
+            t_next = ta + 2 * back + self.invoker.backoff_ns(invocation, tries)
+            self.schedule(t_next, RANK_ARRIVE, caller.fid, seq,
+                          lambda t2: self._lambda_arrive(t2, caller, seq, op, attempt, tries + 1, accepted, invocation))
+            return
+        rec = self._new_function(ta, handler, memory_mb, invocation, attempt, op)
+        rec.is_async = not sync
+        if sync:
+            rec.caller = (caller.fid, seq)
+        elif not accepted:
+            self._finish_op(caller, ta + back, value=invocation)
+        if not sync and attempt == 0 and self.invoker.duplicate(invocation):
+            self.counts["duplicates"] += 1
+            dup = self._new_function(ta, handler, memory_mb, invocation, attempt, op)
+            dup.is_async = True
+
+    def _new_function(self, ta: int, handler: str, memory_mb: int | None, invocation: int, attempt: int,
+                      op: sc.Op) -> FunctionRecord:
+        memory = memory_mb or self.handler_memory.get(handler, self.fprof.default_memory_mb)
+        if self.functions.get(invocation) is None:
+            fid = invocation
+        else:
+            self._next_fid += 1
+            fid = self._next_fid
+        rec = FunctionRecord(fid, handler, memory)
+        rec.invocation, rec.attempt = invocation, attempt
+        rec.payload, rec.payload_size = op.handle, op.size
+        self.functions[fid] = rec
+        self.invoker.admit()
+        rec.cold = not self.invoker.pool.take(handler, memory, ta)
+        self.counts["invocations"] += 1
+        self.counts["cold_starts"] += rec.cold
+        start = ta + self.invoker.start_latency_ns(rec.cold, invocation, attempt * 1000 + fid)
+        timeout = min(self.handler_timeout.get(handler, self.fprof.default_timeout_s), self.fprof.max_duration_s)
+        rec.nic = Link(f"fn{fid}", self.fprof.nic_mbs * 1e6)
+        rec.flops_per_s = self.fprof.gflops_per_vcpu * 1e9 * self.fprof.vcpus(memory)
+        self.schedule(start, RANK_REPLY, fid, 0, lambda t: self._start(rec, t, to_ns(timeout)))
+        return rec
+
+    def _start(self, rec: FunctionRecord, t: int, timeout_ns: int) -> None:
+        rec.start_ns = t
+        rec.deadline_ns = t + timeout_ns if not rec.is_vm else INF_NS
+        self._set_running(rec, t)
+        if not rec.is_vm:
+            self.schedule(rec.deadline_ns, RANK_FAULT, rec.fid, 0, lambda td: self._deadline(rec, td), passive=True)
+        self.hooks.start(sc.StartCommand(
+            fid=rec.fid, handler=rec.handler, payload=rec.payload, start_ns=t, deadline_ns=rec.deadline_ns,
+            memory_mb=rec.memory_mb, attempt=rec.attempt, invocation=rec.invocation, seed=self.seed,
+            memory_limit_bytes=rec.memory_mb * MiB if not rec.is_vm else 1 << 62,
+            base_bytes=int(self.fprof.runtime_base_mb * MiB), payload_bytes=rec.payload_size, is_vm=rec.is_vm,
+            extra={"flops_per_s": rec.flops_per_s, "mem_bytes_per_s": self.fprof.mem_bandwidth_gbs * 1e9 *
+                   max(self._vcpus(rec), 1e-3), "service": rec.vm_service}))
+
+    def _vcpus(self, rec: FunctionRecord) -> float:
+        """A function's vCPU share (memory-proportional); a VM process has its instance's vCPUs."""
+        if rec.is_vm:
+            return float(getattr(self.services[rec.vm_service].config, "vcpus", 1.0))
+        return self.fprof.vcpus(rec.memory_mb)
+
+    def _deadline(self, rec: FunctionRecord, t: int) -> None:
+        if rec.state != DONE:
+            self._die(rec, t, "FunctionTimeout",
+                      f"{rec.handler} (fid {rec.fid}) ran past its timeout of {(t - rec.start_ns) / 1e9:g}s")
+
+    def _die(self, rec: FunctionRecord, t: int, name: str, message: str) -> None:
+        """End a function at virtual time t; whatever it scheduled after t is discarded."""
+        if rec.state == DONE or rec.dead_ns is not None or (rec.end_ns is not None and t >= rec.end_ns):
+            return
+        rec.dead_ns, rec.dead_reason = t, (name, message)
+        for flow in list(rec.flows):
+            self.network.cancel(flow, max(t, self.now_ns))
+        rec.flows.clear()
+        for svc, ticket in rec.tickets:
+            cancel = getattr(svc, "cancel", None)
+            if cancel is not None:
+                cancel(ticket, t)
+        rec.tickets.clear()
+        if rec.state == BLOCKED:
+            self._reply_death(rec)
+
+    def kill(self, fid: int, t: int, reason: str = "fault plan") -> bool:
+        rec = self.functions.get(fid)
+        if rec is None or rec.state in (DONE, STARTING) or rec.dead_ns is not None:
+            return False
+        self._die(rec, t, "FunctionKilled", f"{rec.handler} (fid {rec.fid}) killed at t={t / 1e9:.3f}s by {reason}")
+        return True
+
+    def _exit(self, rec: FunctionRecord, t_end: int, op: sc.Op) -> None:
+        if rec.state == DONE:
+            return
+        if rec.dead_ns is not None and rec.dead_ns <= t_end:
+            t_end = rec.dead_ns
+            status, error = rec.dead_reason
+        elif op.args:
+            status, error = op.args
+        else:
+            status, error = "ok", ""
+        rec.state = DONE
+        rec.version += 1
+        rec.end_ns = t_end
+        rec.status = "ok" if status == "ok" else status
+        rec.error = error
+        for flow in list(rec.flows):
+            self.network.cancel(flow, self.now_ns)
+        for svc, ticket in rec.tickets:  # async requests still parked when the function returned
+            cancel = getattr(svc, "cancel", None)
+            if cancel is not None:
+                cancel(ticket, t_end)
+        rec.tickets.clear()
+        if not rec.is_vm:
+            self.invoker.release()
+            if rec.status == "ok" or rec.status not in ("MemoryLimitExceeded", "FunctionKilled"):
+                self.invoker.pool.release(rec.handler, rec.memory_mb, t_end)
+        if rec.caller is not None:
+            caller = self.functions[rec.caller[0]]
+            t_reply = max(t_end + self.invoke_one_way_ns, self.now_ns)
+            if rec.status == "ok":
+                handle = op.handle
+                if op.size > self.fprof.payload_sync_bytes:
+                    self._finish_op(caller, t_reply, error=("PayloadTooLarge", (
+                        f"{rec.handler} returned {op.size} bytes, above the 6 MB response limit")))
+                else:
+                    self._finish_op(caller, t_reply, handle=handle)
+            elif issubclass(PLATFORM_ERRORS.get(rec.status, Exception), FunctionEnded):
+                # the callee's sandbox died, not the caller's: a catchable error that names why
+                self._finish_op(caller, t_reply, error=("FunctionError", (
+                    f"{rec.handler} (fid {rec.fid}) ended with {rec.status}: {rec.error}")))
+            else:
+                self._finish_op(caller, t_reply, error=(rec.status, rec.error))
+        elif (rec.is_async and rec.status != "ok" and not rec.is_vm and rec.attempt < self.fprof.async_retries
+              and self.deadlock is None):
+            delays = self.fprof.async_retry_delays_s
+            delay = to_ns(delays[min(rec.attempt, len(delays) - 1)]) if delays else 0
+            self.counts["retries"] += 1
+            op_retry = sc.Op(sc.INVOKE, args=(rec.handler, False, rec.memory_mb), size=rec.payload_size,
+                             handle=rec.payload)
+            driver = self.functions[DRIVER]
+            self.schedule(max(t_end + delay, self.now_ns), RANK_ARRIVE, rec.fid, 1 << 40,
+                          lambda ta: self._lambda_arrive(ta, driver, 0, op_retry, rec.attempt + 1, 0, True,
+                                                         rec.invocation))  # a retry keeps its request id
+
+    # ------------------------------------------------------------------ VM processes
+    def _start_vm_request(self, rec: FunctionRecord, seq: int, op: sc.Op, t: int) -> None:
+        svc = self.services.get(op.service)
+        if svc is None or not hasattr(svc, "vm_nic"):
+            self._finish_op(rec, t, error=("NotSupported", f"'{op.service}' is not a VM service"))
+            return
+        self._next_fid += 1
+        fid = self._next_fid
+        vm = FunctionRecord(fid, op.args[0], 0)
+        vm.is_vm, vm.vm_service, vm.is_async = True, op.service, True
+        vm.payload, vm.payload_size = op.handle, op.size
+        vm.nic = svc.vm_nic()
+        vm.flops_per_s = svc.flops_per_s()
+        self.functions[fid] = vm
+        start = max(t + svc.one_way_ns(t), svc.ready_ns())
+        self.schedule(start, RANK_REPLY, fid, 0, lambda ts: self._start(vm, ts, 0))
+        self._finish_op(rec, t + 2 * svc.one_way_ns(t), value=fid)
