@@ -26,6 +26,7 @@ convention as ``torch.utils.flop_counter.FlopCounterMode``, which measures the C
 from __future__ import annotations
 
 import copy
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
@@ -217,11 +218,16 @@ class ResNet50(nn.Module):
         return self.linear(x)
 
 
+_INIT_LOCK = threading.Lock()
+
+
 def _seeded_torch_model(cls: type[nn.Module], num_classes: int, seed: int) -> nn.Module:
     # One thread: each simulated worker is its own process and compute time is charged
     # from FLOPs, so intra-op threads only add nondeterminism and oversubscription.
     torch.set_num_threads(1)
-    with torch.random.fork_rng(devices=[]):
+    # torch's CPU generator is one per process: simulated functions are threads of one
+    # process, so two building a model at once would interleave their draws.
+    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return cls(num_classes)
 
