@@ -48,12 +48,9 @@ class RunResult:
 
 
 def limit_threads() -> None:
-    try:
-        from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # ships with scikit-learn, a dependency
 
-        threadpool_limits(1)
-    except ImportError:
-        pass
+    threadpool_limits(1)
     torch = sys.modules.get("torch")  # only if some module already uses it: importing costs seconds
     if torch is not None:
         torch.set_num_threads(1)
@@ -127,7 +124,7 @@ def simulate(cfg: ExperimentConfig, progress: Callable | None = None,
 
 
 class _NoParams(Strict):
-    pass
+    """Inline experiments take no parameters: their handlers close over what they need."""
 
 
 class InlineExperiment(Experiment):

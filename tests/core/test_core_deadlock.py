@@ -85,7 +85,7 @@ def test_waits_with_a_timeout_or_a_long_poll_are_not_deadlocks(sim):
         try:
             ctx.storage("s3").wait("never", timeout=5.0)
         except WaitTimeout:
-            pass
+            ctx.log("timed_out", t=ctx.now)
         ctx.log("sqs", got=ctx.storage("sqs").receive("empty", wait=20.0) is None, t=ctx.now)
 
     r = sim({"main": main}, ("main", None))
@@ -108,7 +108,7 @@ def test_the_polls_a_deadlocked_wait_made_are_billed(sim):
 
 # ------------------------------------------------------------------ through the CLI
 class NoParams(Strict):
-    pass
+    """The CLI experiment below takes no parameters."""
 
 
 class DeadlockExperiment(Experiment):
