@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from paper import RESULTS, cli, epochs_of, save, sweep  # noqa: E402
+from paper import RESULTS, cli, epochs_of, print_final_epochs, save, save_figure, sweep  # noqa: E402
 
 PANELS = [("lr", "(a) LR, Higgs"), ("svm", "(b) SVM, Higgs"), ("mobilenet", "(c) MobileNet, Cifar10")]
 STYLE = {"ga_sgd": ("tab:blue", "GA-SGD"), "ma_sgd": ("tab:orange", "MA-SGD"), "admm": ("tab:green", "ADMM")}
@@ -45,9 +45,7 @@ def plot(ep: pd.DataFrame, path: Path) -> None:
             ax.legend(fontsize=8)
     fig.suptitle("LambdaML algorithms, W = 10 through S3 (aws_2020_lambdaml); loss of every epoch / ADMM round",
                  fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:
@@ -58,9 +56,7 @@ def main() -> None:
         save(pd.concat(frames, ignore_index=True), "algorithms.csv")
     ep = pd.read_csv(RESULTS / "algorithms.csv")
     plot(ep, RESULTS / "algorithms.png")
-    last = ep.sort_values("epoch").groupby(["model", "algorithm"]).tail(1)
-    print(last[["model", "algorithm", "epoch", "t_end", "cost_usd", "train_loss", "val_loss"]].round(4)
-          .to_string(index=False))
+    print_final_epochs(ep, ["model", "algorithm"])
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from paper import CHANNEL_TABLE, RESULTS, cli, epochs_of, save, sweep, within  # noqa: E402
+from paper import CHANNEL_TABLE, RESULTS, cli, epochs_of, save, save_figure, sweep, within  # noqa: E402
 
 PROJECT_EPOCHS = 20
 CHANNELS = ["memcached", "dynamodb", "vm"]
@@ -112,9 +112,7 @@ def plot(tab: pd.DataFrame, path: Path) -> None:
     fig.suptitle("LambdaML channels vs S3, end to end: ratios include the Memcached node's and the PS VM's "
                  f"start-up and idle billing (aws_2020_lambdaml); MobileNet rows projected to {PROJECT_EPOCHS} epochs",
                  fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:

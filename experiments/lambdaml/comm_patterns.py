@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from paper import COMM_TABLE, RESULTS, cli, rounds_of, save, sweep  # noqa: E402
+from paper import COMM_TABLE, RESULTS, cli, rounds_of, save, save_figure, sweep  # noqa: E402
 
 LABELS = {"lr": "LR, Higgs, W=50", "mobilenet": "MobileNet, Cifar10, W=10", "resnet50": "ResNet, Cifar10, W=10"}
 
@@ -69,9 +69,7 @@ def plot(tab: pd.DataFrame, path: Path) -> None:
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
     ax.set_title("AllReduce vs ScatterReduce through S3 (aws_2020_lambdaml profile)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:

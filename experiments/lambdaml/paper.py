@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from sls_ray.results import write_csv
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs" / "lambdaml"
 RESULTS = ROOT / "results" / "lambdaml"
@@ -58,23 +60,32 @@ def sweep(config: str, sets: list[str] = (), grid: list[str] = (), serial: bool 
     return df
 
 
-def epochs_of(df: pd.DataFrame) -> pd.DataFrame:
-    """Every point's epochs.csv, concatenated (each row already carries its parameters)."""
-    frames = []
-    for d in df["dir"]:
-        path = Path(d) / "epochs.csv"
-        if path.exists():
-            frames.append(pd.read_csv(path))
+def point_table(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Every point's ``name``.csv, concatenated (each row already carries its parameters)."""
+    frames = [pd.read_csv(Path(d) / name) for d in df["dir"] if (Path(d) / name).exists()]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def epochs_of(df: pd.DataFrame) -> pd.DataFrame:
+    return point_table(df, "epochs.csv")
 
 
 def rounds_of(df: pd.DataFrame) -> pd.DataFrame:
-    frames = []
-    for d in df["dir"]:
-        path = Path(d) / "rounds.csv"
-        if path.exists():
-            frames.append(pd.read_csv(path))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return point_table(df, "rounds.csv")
+
+
+def save_figure(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def print_final_epochs(ep: pd.DataFrame, keys: list[str]) -> None:
+    """The last epoch of each run: where each curve ended, in time, dollars and loss."""
+    last = ep.sort_values("epoch").groupby(keys).tail(1)
+    print(last[keys + ["epoch", "t_end", "cost_usd", "train_loss", "val_loss"]].round(4).to_string(index=False))
 
 
 def within(ours: float, paper: float, tol: float = 0.25) -> bool:
@@ -83,8 +94,7 @@ def within(ours: float, paper: float, tol: float = 0.25) -> bool:
 
 
 def save(df: pd.DataFrame, name: str) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / name
-    df.to_csv(path, index=False)
+    write_csv(path, df)  # atomic, as every result file
     print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
     return path

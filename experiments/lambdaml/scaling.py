@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from paper import CONFIGS, RESULTS, cli, save, sweep  # noqa: E402
+from paper import CONFIGS, RESULTS, cli, save, save_figure, sweep  # noqa: E402
 
 
 def model_rows(df: pd.DataFrame, config: str) -> pd.DataFrame:
@@ -63,9 +63,7 @@ def plot(tab: pd.DataFrame, path: Path, title: str) -> None:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from paper import RESULTS, cli, epochs_of, save, sweep  # noqa: E402
+from paper import RESULTS, cli, epochs_of, print_final_epochs, save, save_figure, sweep  # noqa: E402
 
 
 def plot(ep: pd.DataFrame, path: Path) -> None:
@@ -41,9 +41,7 @@ def plot(ep: pd.DataFrame, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("Synchronous vs asynchronous LambdaML, LR/Higgs W = 10 through S3", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:
@@ -52,9 +50,7 @@ def main() -> None:
         save(epochs_of(sweep("sync_async.yaml", serial=args.serial)), "sync_async.csv")
     ep = pd.read_csv(RESULTS / "sync_async.csv")
     plot(ep, RESULTS / "sync_async.png")
-    last = ep.sort_values("epoch").groupby(["algorithm", "protocol"]).tail(1)
-    print(last[["algorithm", "protocol", "epoch", "t_end", "cost_usd", "train_loss", "val_loss"]].round(4)
-          .to_string(index=False))
+    print_final_epochs(ep, ["algorithm", "protocol"])
 
 
 if __name__ == "__main__":
