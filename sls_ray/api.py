@@ -1,0 +1,46 @@
+"""The public API: everything handler code, paper systems and scripts may import.
+
+Paper systems (``sls_ray/<system>/``) and ``experiments/`` import from here and nowhere else
+in the core, so the core can be reorganised without breaking them (issue 9). A name not
+listed in ``__all__`` is private to the core.
+"""
+from __future__ import annotations
+
+from sls_ray.collectives import COLLECTIVES, ArrayChannel, allreduce, scatter_reduce
+from sls_ray.config import ExperimentConfig, load_config, load_profile
+from sls_ray.context import FunctionContext, Pending
+from sls_ray.errors import (
+    ConfigError,
+    FunctionEnded,
+    FunctionError,
+    FunctionKilled,
+    FunctionTimeout,
+    ItemTooLarge,
+    KeyNotFound,
+    MemoryLimitExceeded,
+    NotSupported,
+    PayloadTooLarge,
+    PlatformError,
+    QueueError,
+    Throttled,
+    WaitTimeout,
+)
+from sls_ray.experiment import EXPERIMENTS, Experiment, experiment_class
+from sls_ray.payload import Sized
+from sls_ray.platform import PlatformProfile, Strict
+from sls_ray.results import is_finished, read_summary, write_csv, write_json
+from sls_ray.runtime import RunResult, StoredObjects, simulate, simulate_handlers
+
+__all__ = [
+    "COLLECTIVES", "ArrayChannel", "allreduce", "scatter_reduce",
+    "ExperimentConfig", "load_config", "load_profile",
+    "FunctionContext", "Pending",
+    "ConfigError", "FunctionEnded", "FunctionError", "FunctionKilled", "FunctionTimeout",
+    "ItemTooLarge", "KeyNotFound", "MemoryLimitExceeded", "NotSupported", "PayloadTooLarge",
+    "PlatformError", "QueueError", "Throttled", "WaitTimeout",
+    "EXPERIMENTS", "Experiment", "experiment_class",
+    "Sized",
+    "PlatformProfile", "Strict",
+    "is_finished", "read_summary", "write_csv", "write_json",
+    "RunResult", "StoredObjects", "simulate", "simulate_handlers",
+]
