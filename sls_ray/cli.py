@@ -40,8 +40,8 @@ def run(config: str = typer.Argument(..., help="experiment config (YAML)"),
         address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address")) -> None:
     """Run one experiment and write its result directory."""
     from sls_ray.config import load_config
-    from sls_ray.results import write_run
-    from sls_ray.runtime import build, simulate
+    from sls_ray.results import check_out, write_run
+    from sls_ray.runtime import build, check_address, simulate
 
     sets = list(set_ or [])
     if transport is not None:
@@ -52,12 +52,19 @@ def run(config: str = typer.Argument(..., help="experiment config (YAML)"),
         sets.append(f"run.hosts={hosts}")
     if address is not None:
         sets.append(f"run.address={address}")
-    try:
+    out = out or _default_out(config)
+    try:  # everything a user can get wrong is found before anything runs
         cfg = load_config(config, sets)
+        if cfg.run.transport != "ray" and (hosts is not None or address is not None):
+            flags = " and ".join(f for f, v in (("--hosts", hosts), ("--address", address)) if v is not None)
+            raise ConfigError(f"{flags} only apply to the Ray transport, but this run is local; add --transport ray "
+                              f"(they do not imply it) or drop {flags}")
         build(cfg)
+        check_out(out)
+        if cfg.run.transport == "ray":
+            check_address(cfg.run.address)
     except ConfigError as e:
         _fail(str(e))
-    out = out or _default_out(config)
     with Progress(TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("starting", total=None)
         last = [0.0]
@@ -69,13 +76,19 @@ def run(config: str = typer.Argument(..., help="experiment config (YAML)"),
                 done = sum(1 for r in kernel.functions.values() if r.state == "done") - 1
                 bar.update(task, description=f"virtual t={kernel.now_ns / 1e9:9.2f}s  functions done={done}")
 
-        result = simulate(cfg, progress=progress)
-    write_run(out, result)
+        try:
+            result = simulate(cfg, progress=progress)
+        except ConfigError as e:  # found only once the run was built (e.g. a preload into a missing service)
+            _fail(str(e))
+    try:
+        write_run(out, result)
+    except ConfigError as e:
+        _fail(str(e))
     s = result.summary
     console.print(f"{s['status']}: makespan {s['makespan_s']:.3f}s virtual, cost ${s['cost_usd']['total']:.6f}, "
                   f"{s['counts']['functions']} functions, failures {s['failures'] or 'none'} -> {out}")
-    if s["status"] != "ok":  # the result directory is written; the run itself failed
-        console.print(s.get("deadlock", ""), highlight=False, soft_wrap=True)
+    if s["status"] != "ok":  # the result directory is written; the run itself failed (README, "Statuses")
+        console.print(escape(s.get("deadlock") or s.get("reason") or ""), highlight=False, soft_wrap=True)
         raise typer.Exit(code=1)
 
 
@@ -89,7 +102,13 @@ def sweep(config: str = typer.Argument(..., help="experiment config (YAML)"),
     """Run every grid point (in parallel as Ray tasks); resumes an interrupted sweep."""
     from sls_ray.sweep import run_sweep
 
+    from sls_ray.results import check_out
+
     out = out or _default_out(config)
+    try:
+        check_out(out, sweep=True)
+    except ConfigError as e:
+        _fail(str(e))
     t0 = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
@@ -106,6 +125,12 @@ def sweep(config: str = typer.Argument(..., help="experiment config (YAML)"),
     if plot:
         for p in _plot(out):
             console.print(f"figure: {p}")
+    bad = df[df["status"] != "ok"] if "status" in df else df.iloc[0:0]
+    if len(bad):  # every point ran and was written; some did not succeed (README, "Statuses")
+        console.print(f"{len(bad)} of {len(df)} points did not end ok: "
+                      f"{', '.join(f'{p} ({st})' for p, st in zip(bad['point'], bad['status']))}",
+                      highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1)
 
 
 def _plot(directory: Path) -> list[Path]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from sls_ray.errors import ConfigError
 from sls_ray.faults import FaultSpec
@@ -29,6 +29,20 @@ class RunOptions(Strict):
     isolated: bool = Field(False, description="ray transport: each function in its own worker process under an "
                                               "OS memory limit (RLIMIT_DATA), to catch what accounting misses")
 
+    @model_validator(mode="after")
+    def _ray_options_need_ray(self) -> "RunOptions":
+        """A cluster address or isolated mode under the local transport is an error, not ignored
+        (README, "The CLI": they do not imply Ray; say --transport ray). ``hosts`` may stay in a
+        config run on both transports (it sizes Ray's only); the CLI refuses ``--hosts`` alone."""
+        if self.transport == "local":
+            given = [f"{name}={value}{flag}" for name, value, default, flag in (
+                ("address", self.address, None, " (--address)"), ("isolated", self.isolated, False, ""))
+                if value != default]
+            if given:
+                raise ConfigError(f"run: {', '.join(given)} only apply to the Ray transport, but run.transport is "
+                                  f"'local'; add --transport ray (run.transport: ray) or drop them")
+        return self
+
 
 class ExperimentConfig(Strict):
     experiment: str = Field(description="experiment kind (sls-ray list)")
@@ -40,6 +54,15 @@ class ExperimentConfig(Strict):
     run: RunOptions = Field(default_factory=RunOptions)
     sweep: dict[str, list[Any]] = Field(default_factory=dict, description="default grid for sls-ray sweep")
     description: str = Field("", description="what this config reproduces")
+
+    @field_validator("sweep")
+    @classmethod
+    def _non_empty_grid(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in grid.items():
+            if not values:
+                raise ConfigError(f"sweep.{key}: an empty list of values would sweep no point; give at least one "
+                                  f"value or remove the key")
+        return grid
 
 
 def _deep_merge(base: dict, over: dict) -> dict:
@@ -87,10 +110,21 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
 
 
 def read_yaml(path: Path) -> dict:
+    path = Path(path)
     try:
-        text = Path(path).read_text()
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file. Check the path (sls-ray list shows the configs)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a YAML file. Pass the config file itself, "
+                          f"e.g. {path / 'config.yaml'}") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied. Make the file readable") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}). "
+                          f"Save the config as UTF-8 YAML") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror}). Check the path") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -104,18 +138,19 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
-def parse_set(item: str) -> tuple[list[str], Any]:
-    """``a.b=c`` -> (["a", "b"], yaml-parsed c)."""
+def parse_set(item: str, flag: str = "--set") -> tuple[list[str], Any]:
+    """``a.b=c`` -> (["a", "b"], yaml-parsed c); ``flag`` names the option in errors."""
+    example = "workers=1,2,4" if flag == "--grid" else "params.workers=8"
     if "=" not in item:
-        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set params.workers=8")
+        raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} {example}")
     key, raw = item.split("=", 1)
     path = [p for p in key.strip().split(".") if p]
     if not path:
-        raise ConfigError(f"--set {item!r}: empty key; write e.g. --set params.workers=8")
+        raise ConfigError(f"{flag} {item!r}: empty key; write e.g. {flag} {example}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
-        raise ConfigError(f"--set {item!r}: value {raw!r} is not valid YAML") from None
+        raise ConfigError(f"{flag} {item!r}: value {raw!r} is not valid YAML") from None
     return path, value
 
 
@@ -150,18 +185,30 @@ def _profile_data(name_or_path: str, seen: tuple[str, ...] = ()) -> dict:
     base = data.pop("extends", None)
     if base is None:
         return data
-    if str(base) in seen:
-        raise ConfigError(f"{path}: 'extends: {base}' makes a cycle ({' -> '.join(seen + (str(base),))})")
-    return _deep_merge(_profile_data(str(base), seen + (name_or_path,)), data)
+    chain = seen + (name_or_path,)
+    if str(base) in chain:
+        raise ConfigError(f"{path}: 'extends: {base}' makes a cycle ({' -> '.join(chain + (str(base),))}); "
+                          f"remove one of these 'extends:' lines")
+    return _deep_merge(_profile_data(str(base), chain), data)
 
 
 def load_profile(name_or_path: str, overrides: dict | None = None) -> PlatformProfile:
+    """The named profile with a config's ``profile:`` overrides on top, validated.
+
+    An error is blamed on the file when the profile alone is invalid, else on the config's own
+    ``profile:`` section (the user's overrides), so the message points at what to edit.
+    """
     path = _profile_path(name_or_path)
-    data = _deep_merge(_profile_data(name_or_path), overrides or {})
+    base = _profile_data(name_or_path)
     try:
-        return PlatformProfile(**data)
+        PlatformProfile(**base)
     except ValidationError as e:
         raise ConfigError(_format_validation(e, f"{path} (profile)", PlatformProfile)) from None
+    try:
+        return PlatformProfile(**_deep_merge(base, overrides or {}))
+    except ValidationError as e:
+        raise ConfigError(_format_validation(e, f"the config's 'profile:' section (over {path})", PlatformProfile,
+                                             prefix="profile.")) from None
 
 
 def load_config(path: str | Path | None = None, sets: list[str] = (), data: dict | None = None) -> ExperimentConfig:

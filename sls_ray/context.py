@@ -69,15 +69,18 @@ class MemoryLedger:
         self.peak = base
 
     def _add(self, nbytes: int, label: str) -> None:
+        self._ctx._check_alive()
         self.used += nbytes
         if self.used > self.peak:
             self.peak = self.used
         if self.used > self.limit:
             used, self.used = self.used, self.used - nbytes
-            raise MemoryLimitExceeded(
+            error = MemoryLimitExceeded(
                 f"{self._ctx.handler} (fid {self._ctx.fid}): working set would reach {used / 2**20:.1f} MiB "
                 f"({label}: {nbytes / 2**20:.1f} MiB) above its {self.limit / 2**20:.0f} MiB memory size "
                 f"(Runtime exited: signal: killed)")
+            self._ctx._end(error)  # the kernel records the kill now: no handler code can undo it
+            raise error
 
     def _release(self, nbytes: int) -> None:
         self.used -= nbytes
@@ -126,14 +129,38 @@ class FunctionContext:
         self._clients: dict[str, Any] = {}
         self._next_future = 0
         self.rng = np.random.default_rng([cmd.seed, cmd.invocation, cmd.attempt, 0xF00D])
+        self._payload_bytes = cmd.payload_bytes
+        self._ended: tuple[str, str] | None = None  # (error, message) of a death this context recorded
         self.memory = MemoryLedger(self, cmd.memory_limit_bytes, cmd.base_bytes)
-        self.memory.transient(cmd.payload_bytes, "invocation payload")
         self.vm_service = cmd.extra.get("service", "")
+
+    def _admit(self) -> None:
+        """Check the runtime plus the payload against the memory size, before the handler runs.
+
+        Called by ``run_handler`` (not the constructor), so a sandbox too small for its own
+        runtime ends ``MemoryLimitExceeded`` at its start instant like any other function.
+        """
+        self.memory.transient(self._payload_bytes, "invocation payload")
+
+    def _check_alive(self) -> None:
+        """After a death this context recorded, every platform call raises it again."""
+        if self._ended is not None:
+            raise error_from_name(*self._ended)
+
+    def _end(self, error: BaseException) -> None:
+        """Record a death at this instant (after the operations already queued): the kernel
+        ends and bills the invocation here, whatever the handler's code does next."""
+        if self._ended is not None:
+            return
+        self._ended = (type(error).__name__, str(error))
+        chain, self._chain = self._chain + [sc.Op(sc.EXIT, args=self._ended)], []
+        self._gw.send(self.fid, self._clock, chain)
 
     # ------------------------------------------------------------------ time
     @property
     def now(self) -> float:
         """Virtual seconds since the run began (flushes queued operations)."""
+        self._check_alive()
         if self._chain:
             self._call([sc.Op(sc.NOW)])
         return to_s(self._clock)
@@ -160,6 +187,7 @@ class FunctionContext:
         return to_s(self._deadline) - self.now
 
     def _advance(self, ns: int) -> None:
+        self._check_alive()
         if ns <= 0:
             return
         if self._chain:
@@ -198,6 +226,7 @@ class FunctionContext:
 
     # ------------------------------------------------------------------ simcalls
     def _call(self, ops: list[sc.Op]) -> Any:
+        self._check_alive()
         chain, self._chain = self._chain + ops, []
         reply = self._gw.call(self.fid, self._clock, chain)
         self._clock = reply.t_ns
@@ -208,11 +237,12 @@ class FunctionContext:
         return reply.value
 
     def _queue(self, op: sc.Op) -> None:
+        self._check_alive()
         self._chain.append(op)
 
     def log(self, kind: str, **fields: Any) -> None:
         """A metrics row for metrics.csv, stamped with this function's virtual time."""
-        self._chain.append(sc.Op(sc.LOG, args=(kind, fields)))
+        self._queue(sc.Op(sc.LOG, args=(kind, fields)))
 
     def storage(self, name: str):
         client = self._clients.get(name)
@@ -226,6 +256,7 @@ class FunctionContext:
 
     def invoke(self, handler: str, payload: Any = None, sync: bool = False, memory_mb: int | None = None) -> Any:
         """Invoke another function; async returns its invocation id, sync its result."""
+        self._check_alive()
         handle, size = self._gw.encode(payload)
         result = self._call([sc.Op(sc.INVOKE, args=(handler, sync, memory_mb), size=size, handle=handle)])
         if sync and result is not None:
@@ -234,6 +265,7 @@ class FunctionContext:
 
     def start_vm_process(self, handler: str, payload: Any = None, service: str = "vm") -> int:
         """Run ``handler`` as a long-lived process on a VM service; returns its id."""
+        self._check_alive()
         handle, size = self._gw.encode(payload)
         return self._call([sc.Op(sc.START_VM, service=service, args=(handler,), size=size, handle=handle)])
 
@@ -263,6 +295,7 @@ class FunctionContext:
                      what: str = "") -> Pending:
         """Queue an asynchronous storage request: it rides with the next simcall, stamped with
         the function's clock at this point, and runs while the function goes on."""
+        self._check_alive()
         self._next_future += 1
         fut = self._next_future
         self._chain.append(sc.Op(sc.ASYNC, service=service, method=method, args=(fut, *args), size=size,
@@ -299,6 +332,8 @@ class FunctionContext:
 
     # ------------------------------------------------------------------ lifecycle
     def _finish(self, result: Any = None, error: BaseException | None = None, where: str = "") -> None:
+        if self._ended is not None:
+            return  # the kernel has this function's end already; its result is discarded
         if error is None:
             handle, size = self._gw.encode(result)
             op = sc.Op(sc.EXIT, args=(), size=size, handle=handle)

@@ -23,6 +23,10 @@ class PayloadTooLarge(PlatformError):
     """An invocation payload or result above Lambda's 6 MB (sync) / 256 KB (async) limit."""
 
 
+class InvalidParameterValue(PlatformError):
+    """An API call with a value the platform does not offer (e.g. a memory size off its grid)."""
+
+
 class NotSupported(PlatformError):
     """An operation the service does not offer (e.g. listing keys in Memcached)."""
 
@@ -71,7 +75,7 @@ class ConfigError(ValueError):
 PLATFORM_ERRORS: dict[str, type[BaseException]] = {
     cls.__name__: cls
     for cls in (
-        KeyNotFound, ItemTooLarge, PayloadTooLarge, NotSupported, WaitTimeout, Throttled,
+        KeyNotFound, ItemTooLarge, PayloadTooLarge, InvalidParameterValue, NotSupported, WaitTimeout, Throttled,
         QueueError, FunctionError, MemoryLimitExceeded, FunctionTimeout, FunctionKilled, PlatformError,
     )
 }

@@ -9,13 +9,30 @@ from __future__ import annotations
 from typing import Annotated, Literal, Union
 
 import numpy as np
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
 from sls_ray.platform import Strict
 from sls_ray.vtime import RANK_FAULT, to_ns
 
 
-class KillFunction(Strict):
+class _Fault(Strict):
+    """Base of the fault specs: times and factors are finite numbers."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+class _Window(_Fault):
+    """A fault with a window [t0_s, t1_s] in virtual time; an inverted window is an error."""
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.t1_s < self.t0_s:
+            raise ValueError(f"t1_s={self.t1_s:g} is before t0_s={self.t0_s:g}; the window ends after it starts "
+                             f"(swap them)")
+        return self
+
+
+class KillFunction(_Fault):
     kind: Literal["kill"] = "kill"
     fid: int = Field(ge=1, description="function id to kill (ids are deterministic: see invocations.csv)")
     at_s: float = Field(ge=0, description="virtual time of the kill")
@@ -25,7 +42,7 @@ class KillFunction(Strict):
                         lambda t: kernel.kill(self.fid, t, f"fault #{index}"))
 
 
-class KillFraction(Strict):
+class KillFraction(_Window):
     kind: Literal["kill_fraction"] = "kill_fraction"
     fraction: float = Field(gt=0, le=1, description="share of the functions running at t0 to kill")
     t0_s: float = Field(ge=0, description="window start")
@@ -48,22 +65,22 @@ class KillFraction(Strict):
         kernel.schedule(to_ns(self.t0_s), RANK_FAULT, -3, index, choose)
 
 
-class LoseData(Strict):
+class LoseData(_Fault):
     kind: Literal["lose_data"] = "lose_data"
     service: str = Field(description="a memcached or redis service")
-    at_s: float = Field(ge=0)
+    at_s: float = Field(ge=0, description="virtual time of the node failure")
 
     def install(self, kernel, index: int) -> None:
         svc = kernel.services[self.service]
         kernel.schedule(to_ns(self.at_s), RANK_FAULT, -3, index, lambda t: svc.lose_data(t))
 
 
-class SlowDown(Strict):
+class SlowDown(_Window):
     kind: Literal["slowdown"] = "slowdown"
-    service: str
+    service: str = Field(description="the service that slows down (or speeds up: factor < 1)")
     factor: float = Field(gt=0, description="latency x factor, bandwidth / factor")
-    t0_s: float = Field(ge=0)
-    t1_s: float = Field(ge=0)
+    t0_s: float = Field(ge=0, description="window start")
+    t1_s: float = Field(ge=0, description="window end")
 
     def install(self, kernel, index: int) -> None:
         svc = kernel.services[self.service]

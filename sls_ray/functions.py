@@ -85,6 +85,11 @@ class FunctionLifecycle:
         handler, sync, memory_mb = op.args
         limit = self.fprof.payload_sync_bytes if sync else self.fprof.payload_async_bytes
         rtt = 2 * self.invoke_one_way_ns
+        problem = self.fprof.memory_problem(memory_mb) if memory_mb is not None else ""
+        if problem:  # Lambda refuses a configuration it does not offer, before anything runs
+            self._finish_op(rec, t + rtt, error=("InvalidParameterValue", (
+                f"invoke {handler}: memory_mb={memory_mb!r} {problem}")))
+            return
         if op.size > limit:
             self._finish_op(rec, t + rtt, error=("PayloadTooLarge", (
                 f"invoke {handler}: payload of {op.size} bytes is above the "

@@ -70,18 +70,44 @@ class SimKernel(ChainRunner, StorageCalls, FunctionLifecycle):
         self.network = FlowNetwork(self._schedule_flow)
         self.invoker = Invoker(self.fprof, seed)
         self.invoke_one_way_ns = to_ns(self.fprof.invoke_latency_s / 2)
-        one_ways = [s.nominal_one_way_ns() for s in self.services.values()] + [self.invoke_one_way_ns]
-        self.lookahead_ns = max(1, min(one_ways))
+        self.lookahead_ns = self._lookahead()
         self.metrics: list[tuple] = []
         self.counts = {"invocations": 0, "cold_starts": 0, "throttles": 0, "simcalls": 0, "ops": 0,
                        "retries": 0, "duplicates": 0}
         self.deadlock: VirtualDeadlock | None = None
         self._faults_applied: list[dict] = []
+        self.entry_invocation: int | None = None  # the driver's invocation (invoke_entry)
+
+    def _lookahead(self) -> int:
+        """The shortest one-way latency any request of this run can have, faults included.
+
+        A ``slowdown`` with factor < 1 speeds a service up: the product of every such factor
+        bounds what overlapping windows can do (float products are monotone, so the bound
+        holds bit for bit). Latencies are > 0 (the profile refuses 0), so this is >= 1 ns.
+        """
+        one_ways = [self.invoke_one_way_ns]
+        for svc in self.services.values():
+            one_ways.append(svc.nominal_one_way_ns())
+            fastest = 1.0
+            for _, _, factor in svc.slow_windows:
+                if factor < 1.0:
+                    fastest *= factor
+            if fastest < 1.0:
+                one_ways.append(to_ns(svc.config.latency_s * fastest / 2))
+        return max(1, min(one_ways))
 
     # ------------------------------------------------------------------ events
     def schedule(self, t_ns: int, rank: int, fid: int, seq: int, fn: Callable[[int], None],
                  passive: bool = False) -> None:
-        """Queue ``fn(t)``; ``passive`` events (deadlines) do not count as progress."""
+        """Queue ``fn(t)``; ``passive`` events (deadlines) do not count as progress.
+
+        An event before the clock would change a past the kernel already acted on: the
+        outcome would depend on thread timing, so it is refused as a kernel error.
+        """
+        if t_ns < self.now_ns:
+            raise RuntimeError(f"causality: an event for t={t_ns} ns (fid {fid}, rank {rank}) was scheduled "
+                               f"after the kernel's clock reached t={self.now_ns} ns; the lookahead "
+                               f"({self.lookahead_ns} ns) is larger than some latency of this run")
         self._ctr += 1  # unique, so the order never reaches fn
         heapq.heappush(self._heap, (t_ns, rank, fid, seq, self._ctr, fn, passive))
         if not passive:
@@ -173,8 +199,11 @@ class SimKernel(ChainRunner, StorageCalls, FunctionLifecycle):
         driver.state = DONE
         self.functions[DRIVER] = driver
         op = sc.Op(sc.INVOKE, args=(handler, False, memory_mb), size=payload_size, handle=payload)
+        self._next_fid += 1
+        self.entry_invocation = invocation = self._next_fid
         self.schedule(0, RANK_ARRIVE, DRIVER, 0,
-                      lambda t: self._lambda_arrive(t, driver, 0, op, attempt=0, tries=0, accepted=True))
+                      lambda t: self._lambda_arrive(t, driver, 0, op, attempt=0, tries=0, accepted=True,
+                                                    invocation=invocation))
 
     def submit(self, fid: int, t_ns: int, ops: list[sc.Op]) -> None:
         """A function's chain of simcalls, issued at its virtual time ``t_ns``."""
@@ -198,6 +227,7 @@ class SimKernel(ChainRunner, StorageCalls, FunctionLifecycle):
     def apply_faults(self, faults: list) -> None:
         for i, fault in enumerate(faults):
             fault.install(self, i)
+        self.lookahead_ns = self._lookahead()  # a speed-up fault shortens the latencies to respect
 
     # ------------------------------------------------------------------ results
     def makespan_ns(self) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -84,7 +85,18 @@ def build(cfg: ExperimentConfig, experiment: Experiment | None = None) -> tuple[
                             if n in reachable or n in exp.required_services()}
     for handler, mb in exp.handler_memory().items():
         profile.functions.check_memory(mb, f"memory of handler '{handler}'")
+    entry_handler, entry_payload = exp.entry()
+    size = encode(entry_payload)[1]
+    if size > profile.functions.payload_async_bytes:  # the driver's invoke is asynchronous, as any other
+        raise ConfigError(f"experiment '{cfg.experiment}': the entry invocation of '{entry_handler}' carries {size} "
+                          f"bytes, above the asynchronous payload limit functions.payload_async_bytes="
+                          f"{profile.functions.payload_async_bytes}; pass large inputs through storage "
+                          f"(Experiment.preload) or raise the limit in the profile")
+    handler_names = sorted(exp.handlers())
     for fault in cfg.faults:
+        if fault.kind == "kill_fraction" and fault.handler is not None and fault.handler not in handler_names:
+            raise ConfigError(f"faults: kill_fraction names handler '{fault.handler}', which experiment "
+                              f"'{cfg.experiment}' does not have; its handlers: {handler_names}")
         svc = getattr(fault, "service", None)
         if svc is not None and svc not in profile.services:
             raise ConfigError(f"faults: service '{svc}' is not in the profile; known: {sorted(profile.services)}")
@@ -92,6 +104,27 @@ def build(cfg: ExperimentConfig, experiment: Experiment | None = None) -> tuple[
             raise ConfigError(f"faults: lose_data on '{svc}', a durable service that cannot lose data; "
                               f"target a memcached, redis or vm service")
     return exp, profile
+
+
+def check_address(address: str | None, timeout_s: float = 5.0) -> None:
+    """Refuse a Ray address nothing answers at, in seconds, before anything starts.
+
+    ``ray.init`` would otherwise retry for minutes; ``auto`` (a cluster found through
+    RAY_ADDRESS or ``ray start``) is left to Ray.
+    """
+    if address is None or address == "auto":
+        return
+    hostport = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--address {address!r} (run.address): expected HOST:PORT (e.g. 10.0.0.5:6379, "
+                          f"ray://10.0.0.5:10001) or 'auto'")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as e:
+        raise ConfigError(f"--address {address} (run.address): nothing answers at {host}:{port} "
+                          f"({e.strerror or e}); start the cluster there (ray start --head) or fix the address") from None
 
 
 def resolved_config(cfg: ExperimentConfig, exp: Experiment, profile) -> dict:
@@ -110,6 +143,7 @@ def simulate(cfg: ExperimentConfig, progress: Callable | None = None,
     if cfg.run.transport == "ray":
         from sls_ray.actors.ray_transport import RayTransport
 
+        check_address(cfg.run.address)
         result = RayTransport(cfg, handlers).execute_remote()
         result.experiment = exp
         result.summary["nondeterministic"]["host_wall_s"] = round(time.perf_counter() - wall0, 3)
@@ -247,6 +281,10 @@ def collect(cfg: ExperimentConfig, exp: Experiment, profile, kernel: SimKernel, 
     storage = pd.DataFrame(storage_rows)
     result = RunResult(resolved_config(cfg, exp, kernel.profile), summary, inv, storage, metrics, experiment=exp)
     summary.update(exp.check(StoredObjects(services)))
+    if summary["status"] == "ok":
+        reason = failure_reason(kernel, summary)
+        if reason:
+            summary["status"], summary["reason"] = "failed", reason
     result.tables = exp.tables(result)
     summary.update(exp.summary_extra(result))
     summary["trace_hash"] = trace_hash(result)
@@ -254,6 +292,26 @@ def collect(cfg: ExperimentConfig, exp: Experiment, profile, kernel: SimKernel, 
                                    "hosts": cfg.run.hosts if transport_name == "ray" else 1,
                                    "note": "host wall time depends on the machine and its load; nothing else does"}
     return result
+
+
+def failure_reason(kernel: SimKernel, summary: dict) -> str:
+    """Why a run that ended (no deadlock) failed, or '' when it did not (README, "Statuses").
+
+    A run fails when no attempt of its entry invocation ended ok (every retry included), or
+    when the experiment's own check of its result says ``correct: false``.
+    """
+    entry = [r for r in kernel.functions.values()
+             if r.fid != DRIVER and not r.is_vm and r.invocation == kernel.entry_invocation and r.state == "done"]
+    if not any(r.status == "ok" for r in entry):
+        if not entry:
+            return "the entry invocation never ran"
+        last = max(entry, key=lambda r: (r.attempt, r.fid))
+        first_line = last.error.split("\n")[0][:300]
+        return (f"the entry invocation ({last.handler}, {len(entry)} attempt{'s' if len(entry) > 1 else ''}) "
+                f"failed: {last.status}: {first_line}")
+    if summary.get("correct") is False:
+        return "the experiment's own check of its result failed (correct: false)"
+    return ""
 
 
 class StoredObjects:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,19 +18,48 @@ import yaml
 from sls_ray.config import apply_set, load_config, parse_set, read_yaml
 from sls_ray.errors import ConfigError
 from sls_ray.results import (
-    SUMMARY, _jsonable, flatten_summary, is_finished, read_summary, write_csv, write_json, write_run,
+    SUMMARY, _jsonable, check_out, flatten_summary, is_finished, read_summary, write_csv, write_json, write_run,
 )
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    """``--grid KEY=V1,V2`` or ``--grid 'KEY=[V1, V2]'`` (a YAML list) -> {key: values}."""
     grid: dict[str, list[Any]] = {}
     for item in items:
-        path, value = parse_set(item)
+        path, value = parse_set(item, flag="--grid")
         raw = item.split("=", 1)[1]
-        values = [yaml.safe_load(v) for v in raw.split(",") if v.strip()]
+        if isinstance(value, list):
+            values = value
+        elif raw.strip().startswith(("[", "{")):
+            raise ConfigError(f"--grid {item!r}: the values must be a list, e.g. --grid 'workers=[1, 2, 4]' "
+                              f"or --grid workers=1,2,4")
+        else:
+            try:
+                values = [yaml.safe_load(v) for v in raw.split(",") if v.strip()]
+            except yaml.YAMLError:
+                raise ConfigError(f"--grid {item!r}: a value in {raw!r} is not valid YAML; write e.g. "
+                                  f"--grid workers=1,2,4") from None
         if not values:
             raise ConfigError(f"--grid {item!r}: no values; write e.g. --grid workers=1,2,4")
-        grid[grid_key(".".join(path))] = values
+        key = grid_key(".".join(path))
+        if key in grid:
+            raise ConfigError(f"--grid {item!r}: '{key}' is already swept by another --grid; give each key once")
+        grid[key] = values
+    return grid
+
+
+def config_grid(where: str, section: Any) -> dict[str, list[Any]]:
+    """A config's ``sweep:`` section as a grid; every key needs a non-empty list of values."""
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: sweep: must map keys to lists of values, e.g. sweep: {{workers: [1, 2, 4]}}")
+    grid = {}
+    for key, values in section.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where}: sweep.{key}: needs a non-empty list of values, e.g. [1, 2, 4] "
+                              f"(got {values!r})")
+        grid[grid_key(str(key))] = values
     return grid
 
 
@@ -58,9 +88,8 @@ def _run_point(data: dict, out: str) -> dict:
 
     out_dir = Path(out)
     (out_dir / SUMMARY).unlink(missing_ok=True)  # a stale summary must not mark this point finished
-    write_json(out_dir / POINT, data)
     result = simulate(load_config(data=data))
-    write_run(out_dir, result)
+    write_run(out_dir, result, extra={POINT: data})  # the point's directory is replaced whole
     return result.summary
 
 
@@ -78,7 +107,7 @@ def run_sweep(config_path: str, grid_items: list[str], sets: list[str], out: Pat
     for item in sets:
         k, v = parse_set(item)
         raw = apply_set(raw, k, v)
-    grid = parse_grid(grid_items) if grid_items else {grid_key(k): v for k, v in (raw.get("sweep") or {}).items()}
+    grid = parse_grid(grid_items) if grid_items else config_grid(config_path, raw.get("sweep"))
     if not grid:
         raise ConfigError(f"{config_path}: nothing to sweep; pass --grid KEY=V1,V2 or add a 'sweep:' section")
     points = expand(raw, grid)
@@ -86,8 +115,15 @@ def run_sweep(config_path: str, grid_items: list[str], sets: list[str], out: Pat
 
     for data, _ in points:  # validate every point before running any
         build(load_config(data=data))
+    check_out(out, sweep=True)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "grid.json").write_text(json.dumps(grid, indent=2))
+    # nothing of an earlier sweep may be read as this one's: its sweep.csv goes now (rewritten at the
+    # end), points beyond this grid go, and a kept point reruns unless it holds the very same point
+    (out / "sweep.csv").unlink(missing_ok=True)
+    for stale in out.glob("point-*"):
+        if stale.is_dir() and stale.name not in {f"point-{i:03d}" for i in range(len(points))}:
+            shutil.rmtree(stale)
+    write_json(out / "grid.json", grid)
     dirs = [out / f"point-{i:03d}" for i in range(len(points))]
     todo = [i for i in range(len(points)) if not _finished(dirs[i], points[i][0])]
     done = len(points) - len(todo)

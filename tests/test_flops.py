@@ -22,8 +22,11 @@ def _worker(ctx, p):
     ctx.log("t", matmul=t1 - t0, chol=t2 - t1, trsm=t3 - t2)
 
 
+ONE_MB_STEPS = {"functions": {"memory_step_mb": 1}}  # 1,769 MB (one vCPU) is off 2020's 64 MB grid
+
+
 def test_metered_numpy_charges_the_flop_formulas_at_the_functions_rate():
-    r = simulate_handlers({"w": _worker}, ("w", None), memory={"w": 1769})
+    r = simulate_handlers({"w": _worker}, ("w", None), memory={"w": 1769}, profile=ONE_MB_STEPS)
     assert r.summary["status"] == "ok" and set(r.invocations["status"]) == {"ok"}
     row = r.metric("t").iloc[0]
     rate = 14e9  # 1,769 MB = one vCPU at 14 GFLOP/s (aws_2020)
@@ -33,6 +36,6 @@ def test_metered_numpy_charges_the_flop_formulas_at_the_functions_rate():
 
 
 def test_half_the_memory_runs_at_half_the_speed():
-    fast = simulate_handlers({"w": _worker}, ("w", None), memory={"w": 1769}).metric("t").iloc[0]
-    slow = simulate_handlers({"w": _worker}, ("w", None), memory={"w": 1769 // 2 + 1}).metric("t").iloc[0]
+    fast = simulate_handlers({"w": _worker}, ("w", None), memory={"w": 1769}, profile=ONE_MB_STEPS).metric("t").iloc[0]
+    slow = simulate_handlers({"w": _worker}, ("w", None), memory={"w": 1769 // 2 + 1}, profile=ONE_MB_STEPS).metric("t").iloc[0]
     assert slow["matmul"] / fast["matmul"] == pytest.approx(1769 / (1769 // 2 + 1), rel=1e-3)

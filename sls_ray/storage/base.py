@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Protocol
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, field_validator
 
 from sls_ray.platform import Strict
 from sls_ray.vtime import NS_PER_S, to_ns
@@ -21,12 +21,24 @@ GB = 1e9
 
 
 class ServiceConfig(Strict):
-    """Settings every service has; each stand-in extends this."""
+    """Settings every service has; each stand-in extends this (no infinities or NaN)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     kind: str = Field(description="which stand-in: a key of sls_ray.storage.REGISTRY")
-    latency_s: float = Field(0.02, ge=0, description="request latency (first byte), paid half each way")
+    latency_s: float = Field(0.02, gt=0, description="request latency (first byte), paid half each way")
     poll_interval_s: float = Field(0.1, ge=0, description="default interval of client polling loops")
     price_per_gb_month: float = Field(0.0, ge=0, description="storage price, USD per GB-month, pro-rated")
+
+    @field_validator("latency_s", check_fields=False)
+    @classmethod
+    def _positive_latency(cls, v: float) -> float:
+        """Every service's latency, whichever stand-in redeclares the field: a zero one-way
+        latency would let a request land in the kernel's past (docs/design.md, "Lookahead")."""
+        if v <= 0:
+            raise ValueError(f"latency_s must be > 0 seconds (got {v}); use a tiny value such as 1e-6 for "
+                             f"a near-instant service")
+        return v
 
 
 # ---------------------------------------------------------------- outcomes

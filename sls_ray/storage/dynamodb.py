@@ -19,8 +19,8 @@ from sls_ray.vtime import NS_PER_S
 class DynamoDBConfig(KVConfig):
     kind: str = "dynamodb"
     latency_s: float = Field(0.01, ge=0, description="request latency, single-digit ms [doc][est]")
-    item_limit_bytes: int | None = Field(400 * 1024, description="item size limit [doc]")
-    list_page_keys: int | None = Field(1 << 30, description="query pages are limited by bytes, not keys")
+    item_limit_bytes: int | None = Field(400 * 1024, ge=1, description="item size limit [doc]")
+    list_page_keys: int | None = Field(1 << 30, ge=1, description="query pages are limited by bytes, not keys")
     page_bytes: int = Field(1 << 20, gt=0, description="query/scan page size [doc]")
     mode: Literal["on_demand", "provisioned"] = Field("on_demand", description="capacity mode [doc]")
     rcu: float = Field(1000.0, gt=0, description="provisioned read units per second [doc]")

@@ -15,8 +15,8 @@ from sls_ray.storage.node import NodeConfig, NodeStore
 class MemcachedConfig(NodeConfig):
     kind: str = "memcached"
     latency_s: float = Field(0.0005, ge=0, description="request round trip inside a VPC [est]")
-    item_limit_bytes: int | None = Field(1 << 20, description="item size limit, 1 MB default [src]")
-    list_page_keys: int | None = Field(None, description="memcached cannot list keys [doc]")
+    item_limit_bytes: int | None = Field(1 << 20, ge=1, description="item size limit, 1 MB default [src]")
+    list_page_keys: int | None = Field(None, ge=1, description="memcached cannot list keys [doc]")
     startup_s: float = Field(0.0, ge=0, description="node start-up from t=0 [est]")
 
 

@@ -18,8 +18,8 @@ from sls_ray.storage.node import NodeConfig, NodeStore
 class RedisConfig(NodeConfig):
     kind: str = "redis"
     latency_s: float = Field(0.0005, ge=0, description="request round trip inside a VPC [est]")
-    item_limit_bytes: int | None = Field(512 << 20, description="largest string value (512 MB) [doc]")
-    list_page_keys: int | None = Field(1000, description="SCAN page size")
+    item_limit_bytes: int | None = Field(512 << 20, ge=1, description="largest string value (512 MB) [doc]")
+    list_page_keys: int | None = Field(1000, ge=1, description="SCAN page size")
 
 
 class Redis(NodeStore):

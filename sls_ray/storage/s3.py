@@ -22,7 +22,7 @@ class S3Config(KVConfig):
     aggregate_gbs: float | None = Field(None, gt=0, description="aggregate bandwidth cap, GB/s; None = unbounded [src]")
     write_rate_per_prefix: int = Field(3500, gt=0, description="PUT/COPY/POST/DELETE per second per prefix [doc]")
     read_rate_per_prefix: int = Field(5500, gt=0, description="GET/HEAD per second per prefix [doc]")
-    list_page_keys: int | None = Field(1000, description="keys per LIST page [doc]")
+    list_page_keys: int | None = Field(1000, ge=1, description="keys per LIST page [doc]")
     price_put_per_1k: float = Field(0.005, ge=0, description="USD per 1,000 PUT/LIST [src][est]")
     price_get_per_1k: float = Field(0.0004, ge=0, description="USD per 1,000 GET [src][est]")
     price_per_gb_month: float = Field(0.023, ge=0, description="USD per GB-month [src]")

@@ -25,9 +25,9 @@ from sls_ray.vtime import RANK_TIMER, to_ns
 class SQSConfig(ServiceConfig):
     kind: str = "sqs"
     latency_s: float = Field(0.01, ge=0, description="request latency [est]")
-    message_limit_bytes: int = Field(256 * 1024, description="message size limit [doc]")
-    max_visibility_s: float = Field(12 * 3600, description="largest visibility timeout [doc]")
-    max_wait_s: float = Field(20.0, description="longest long-poll wait [doc]")
+    message_limit_bytes: int = Field(256 * 1024, ge=1, description="message size limit [doc]")
+    max_visibility_s: float = Field(12 * 3600, ge=0, description="largest visibility timeout [doc]")
+    max_wait_s: float = Field(20.0, ge=0, description="longest long-poll wait [doc]")
     price_per_million: float = Field(0.40, ge=0, description="USD per million requests [est]")
     duplicate_prob: float = Field(0.0, ge=0, le=1, description="chance a receive leaves the message visible [est]")
     seed: int = Field(0, description="stream for duplicate deliveries")

@@ -25,7 +25,7 @@ class VMConfig(NodeConfig):
     startup_s: float = Field(90.0, ge=0, description="EC2 start-up, 1-2 minutes [est]")
     node_price_per_hour: float = Field(0.096, ge=0, description="m5.large on-demand USD/h [src]")
     billing_min_s: float = Field(60.0, ge=0, description="per-second billing, 60 s minimum [doc]")
-    list_page_keys: int | None = Field(1000, description="key listing on the VM's own store")
+    list_page_keys: int | None = Field(1000, ge=1, description="key listing on the VM's own store")
     nodes: int | None = Field(1, ge=1, description="instances billed (processes go round-robin over them); "
                               "None = one instance per process started, a cluster sized by the job")
 

@@ -82,6 +82,7 @@ def _cores() -> int:
 def run_handler(ctx: FunctionContext, fn: Callable, payload: Any) -> None:
     """Run user code and report how it ended; shared by every transport."""
     try:
+        ctx._admit()
         result = fn(ctx, payload)
     except FunctionEnded as e:
         ctx._finish(error=e)

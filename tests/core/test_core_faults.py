@@ -147,8 +147,9 @@ def test_a_slowdown_doubles_latency_and_transfer_time(sim):
 
 
 def test_a_slowdown_that_starts_mid_transfer_slows_only_the_rest(sim):
-    profile = {"functions": {"nic_mbs": 1000.0}, "services": {"memcached": {"nic_gbs": 0.01, "latency_s": 0.0}}}
+    # latency 2 ns (1 ns each way; 0 is refused): the transfer alone, to 10 ns
+    profile = {"functions": {"nic_mbs": 1000.0}, "services": {"memcached": {"nic_gbs": 0.01, "latency_s": 2e-9}}}
     r = sim({"main": slow_reader}, ("main", None), profile=profile,
             faults=[{"kind": "slowdown", "service": "memcached", "factor": 2.0, "t0_s": 5.05, "t1_s": 5.1}])
     # 0.5 MB at 10 MB/s by 5.05, 0.25 MB at 5 MB/s by 5.10, the last 0.25 MB at 10 MB/s: 0.125 s
-    assert r.metric("read")["dt"].iloc[0] == pytest.approx(0.125, abs=EPS)
+    assert r.metric("read")["dt"].iloc[0] == pytest.approx(0.125, abs=1e-8)

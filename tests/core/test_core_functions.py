@@ -49,7 +49,8 @@ def test_compute_time_follows_flops_and_the_vcpu_share_of_memory(sim, memory_mb,
         charged = ctx.compute(flops=14e9)
         ctx.log("c", dt=ctx.now - t0, charged=charged)
 
-    r = sim({"main": main}, ("main", None), memory={"main": memory_mb})
+    r = sim({"main": main}, ("main", None), memory={"main": memory_mb},
+            profile={"functions": {"memory_step_mb": 1}})  # 1,769 MB: off 2020's 64 MB grid (1 MB since)
     row = r.metric("c").iloc[0]
     assert row["dt"] == pytest.approx(seconds, abs=1e-8)
     assert row["charged"] == pytest.approx(seconds, abs=1e-8)

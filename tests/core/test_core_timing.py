@@ -92,10 +92,11 @@ def test_a_reader_that_joins_late_gets_half_the_link_until_the_first_finishes(si
         ctx.invoke("reader", {"t_read": 5.05})
 
     r = sim({"main": main, "reader": reader}, ("main", None),
-            profile={"functions": {"nic_mbs": 1000.0}, "services": {"memcached": {"latency_s": 0.0, "nic_gbs": 0.01}}})
+            profile={"functions": {"nic_mbs": 1000.0}, "services": {"memcached": {"latency_s": 2e-9, "nic_gbs": 0.01}}})
     done = sorted(r.metric("read")["done_s"])
     # A: 0.5 MB alone (0.05 s), then 0.5 MB at 5 MB/s (0.1 s) -> 5.15; B: 0.5 MB at 5 MB/s, 0.5 MB alone -> 5.20
-    assert done == pytest.approx([5.15, 5.20], abs=EPS)
+    # (to a few ns: the latency is 2 ns, as 0 is refused)
+    assert done == pytest.approx([5.15, 5.20], abs=1e-8)
 
 
 # ---------------------------------------------------------------- polling
