@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, Protocol
 import numpy as np
 
 from sls_ray import simcall as sc
-from sls_ray.errors import ItemTooLarge, MemoryLimitExceeded, error_from_name
+from sls_ray.errors import FunctionEnded, ItemTooLarge, MemoryLimitExceeded, error_from_name
 from sls_ray.payload import nbytes_of
 from sls_ray.vtime import NS_PER_S, to_ns, to_s
 
@@ -131,6 +131,7 @@ class FunctionContext:
         self.rng = np.random.default_rng([cmd.seed, cmd.invocation, cmd.attempt, 0xF00D])
         self._payload_bytes = cmd.payload_bytes
         self._ended: tuple[str, str] | None = None  # (error, message) of a death this context recorded
+        self._told_end: tuple[str, str] | None = None  # a death the kernel told it of (timeout, kill)
         self.memory = MemoryLedger(self, cmd.memory_limit_bytes, cmd.base_bytes)
         self.vm_service = cmd.extra.get("service", "")
 
@@ -143,9 +144,10 @@ class FunctionContext:
         self.memory.transient(self._payload_bytes, "invocation payload")
 
     def _check_alive(self) -> None:
-        """After a death this context recorded, every platform call raises it again."""
-        if self._ended is not None:
-            raise error_from_name(*self._ended)
+        """After its death, every platform call of the function raises that death again."""
+        ended = self._ended or self._told_end
+        if ended is not None:
+            raise error_from_name(*ended)
 
     def _end(self, error: BaseException) -> None:
         """Record a death at this instant (after the operations already queued): the kernel
@@ -231,7 +233,10 @@ class FunctionContext:
         reply = self._gw.call(self.fid, self._clock, chain)
         self._clock = reply.t_ns
         if reply.error is not None:
-            raise error_from_name(*reply.error)
+            error = error_from_name(*reply.error)
+            if isinstance(error, FunctionEnded):  # the kernel ended this function: remember it
+                self._told_end = reply.error
+            raise error
         if reply.handle is not None:
             return self._gw.decode(reply.handle)
         return reply.value
