@@ -1,8 +1,6 @@
 """Open-loop request streams: requests are rows, not threads; batching servers see real queueing."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -50,12 +48,10 @@ def test_batching_keeps_an_overloaded_single_server_stable():
     assert batched["latency_p50_s"] < 0.2
 
 
-def test_same_seed_same_latencies_and_many_requests_per_real_second():
-    t0 = time.perf_counter()
+def test_same_seed_same_latencies_for_a_hundred_thousand_requests():
+    """(Requests per real second: benchmarks/speed_checks.py, out of the default tier.)"""
     a = _run(rate=5000, servers=4, max_batch=32, duration=20.0)
-    wall = time.perf_counter() - t0
     b = _run(rate=5000, servers=4, max_batch=32, duration=20.0)
     assert a.summary["trace_hash"] == b.summary["trace_hash"]
     served = a.summary["services"]["requests"]["served"]
     assert served > 90_000
-    assert served / wall > 20_000  # requests never cost a thread or an event each

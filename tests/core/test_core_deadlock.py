@@ -33,10 +33,8 @@ def dl_b(ctx, p):
 
 
 def test_functions_waiting_on_keys_nobody_writes_end_the_run_as_a_deadlock(sim):
-    t0 = time.perf_counter()
     r = sim({"main": dl_main, "a": dl_a, "b": dl_b}, ("main", None))
-    assert time.perf_counter() - t0 < 10  # their 900 s timeouts are virtual: nothing waits for them
-    s = r.summary
+    s = r.summary  # (how fast in real time: benchmarks/speed_checks.py)
     assert s["status"] == "deadlock"
     msg = s["deadlock"]
     for needle in ("3 functions", "fid 1 (main)", "fid 2 (a)", "fid 3 (b)",
@@ -72,7 +70,7 @@ def test_a_deadlock_through_a_sync_invoke_lists_caller_and_callee(sim):
 def test_function_threads_end_after_a_deadlock(sim):
     before = threading.active_count()
     sim({"main": dl_main, "a": dl_a, "b": dl_b}, ("main", None))
-    deadline = time.time() + 5
+    deadline = time.time() + 30  # a liveness bound, generous for a loaded CI machine
     while threading.active_count() > before and time.time() < deadline:
         time.sleep(0.01)
     assert threading.active_count() <= before

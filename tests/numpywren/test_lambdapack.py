@@ -8,7 +8,6 @@ tasks and matching written blocks to read blocks.
 from __future__ import annotations
 
 import itertools
-import time
 
 import pytest
 
@@ -275,18 +274,15 @@ def test_gemm_products_all_start_and_missing_partial_sums_have_no_writer():
 
 
 # ---------------------------------------------------------------------------------------
-# Speed: the runtime calls children() in every post-op.
+# The paper's size (its speed, per children() call: benchmarks/speed_checks.py).
 
 
-def test_children_of_a_64_block_cholesky_takes_well_under_a_millisecond():
+def test_children_of_a_64_block_cholesky_are_found_for_every_task():
     dag = PROGRAMS["cholesky"].program.dag(N=64)
     tasks = list(dag.all_tasks())
     assert len(tasks) == 64 + 64 * 63 // 2 + 63 * 64 * 65 // 6 == 45_760
     assert dag.starting_tasks() == [Task("chol_0", ())]
     assert dag.num_output_tasks() == 64 + 64 * 63 // 2
     sample = tasks[::7]
-    start = time.perf_counter()
-    for task in sample:
-        dag.children(task)
-    per_call = (time.perf_counter() - start) / len(sample)
-    assert per_call < 200e-6, f"{per_call * 1e6:.1f} us per children() call"
+    edges = sum(len(list(dag.children(task))) for task in sample)
+    assert edges > len(sample) // 2
