@@ -30,6 +30,7 @@ from sls_ray.payload import Sized
 from sls_ray.platform import PlatformProfile, Strict
 from sls_ray.results import is_finished, read_summary, write_csv, write_json
 from sls_ray.runtime import RunResult, StoredObjects, simulate, simulate_handlers
+from sls_ray.errors import InvalidParameterValue  # noqa: E402,I001  (issue 8: appended, not reordered)
 
 __all__ = [
     "COLLECTIVES", "ArrayChannel", "allreduce", "scatter_reduce",
@@ -43,4 +44,5 @@ __all__ = [
     "PlatformProfile", "Strict",
     "is_finished", "read_summary", "write_csv", "write_json",
     "RunResult", "StoredObjects", "simulate", "simulate_handlers",
+    "InvalidParameterValue",
 ]

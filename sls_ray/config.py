@@ -46,7 +46,7 @@ class RunOptions(Strict):
 
 class ExperimentConfig(Strict):
     experiment: str = Field(description="experiment kind (sls-ray list)")
-    seed: int = Field(0, description="every random stream derives from it")
+    seed: int = Field(0, ge=0, description="every random stream derives from it (numpy seeds are >= 0)")
     platform: str = Field("aws_2020", description="profile name in configs/platforms, or a YAML path")
     profile: dict[str, Any] = Field(default_factory=dict, description="overrides of the profile's values")
     params: dict[str, Any] = Field(default_factory=dict, description="the experiment's parameters")

@@ -91,6 +91,7 @@ class Experiment(ABC):
 
         An oracle outside virtual time, for checking results against a reference without
         charging the run for reading them back (NumPyWren compares its factor with numpy).
+        A ``"correct": False`` field marks the run ``failed`` (exit 1; README, "Statuses").
         """
         return {}
 

@@ -85,6 +85,7 @@ CASES: list[tuple[str, str, list[str], int, list[str]]] = [
     ("unknown_platform", GOOD + "platform: nosuch\n", [], 2, ["platform", "nosuch", "aws_2020"]),
     ("platform_path_missing", GOOD + "platform: {tmp}/none.yaml\n", [], 2, ["none.yaml", "no such file"]),
     ("seed_not_int", GOOD + "seed: abc\n", [], 2, ["seed", "abc"]),
+    ("seed_negative", GOOD + "seed: -1\n", [], 2, ["seed", "-1"]),
     ("params_not_mapping", "experiment: allreduce\nparams: 5\n", [], 2, ["params"]),
     ("profile_not_mapping", GOOD + "profile: 5\n", [], 2, ["profile"]),
     ("faults_not_list", GOOD + "faults: 5\n", [], 2, ["faults"]),
