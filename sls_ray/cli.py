@@ -57,8 +57,8 @@ def run(config: str = typer.Argument(..., help="experiment config (YAML)"),
         cfg = load_config(config, sets)
         if cfg.run.transport != "ray" and (hosts is not None or address is not None):
             flags = " and ".join(f for f, v in (("--hosts", hosts), ("--address", address)) if v is not None)
-            raise ConfigError(f"{flags} only apply to the Ray transport, but this run is local; add --transport ray "
-                              f"(they do not imply it) or drop {flags}")
+            raise ConfigError(f"{flags}: only for the Ray transport, but this run is local; add --transport ray "
+                              f"(it is not implied) or drop {flags}")
         build(cfg)
         check_out(out)
         if cfg.run.transport == "ray":

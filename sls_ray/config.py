@@ -39,8 +39,8 @@ class RunOptions(Strict):
                 ("address", self.address, None, " (--address)"), ("isolated", self.isolated, False, ""))
                 if value != default]
             if given:
-                raise ConfigError(f"run: {', '.join(given)} only apply to the Ray transport, but run.transport is "
-                                  f"'local'; add --transport ray (run.transport: ray) or drop them")
+                raise ConfigError(f"run: {', '.join(given)} applies only to the Ray transport, but run.transport is "
+                                  f"'local'; add --transport ray (run.transport: ray) or drop it")
         return self
 
 

@@ -85,6 +85,10 @@ def build(cfg: ExperimentConfig, experiment: Experiment | None = None) -> tuple[
                             if n in reachable or n in exp.required_services()}
     for handler, mb in exp.handler_memory().items():
         profile.functions.check_memory(mb, f"memory of handler '{handler}'")
+    for handler, seconds in exp.handler_timeout().items():
+        if not seconds > 0:
+            raise ConfigError(f"timeout of handler '{handler}': {seconds!r} s; a timeout must be > 0 seconds "
+                              f"(at most functions.max_duration_s={profile.functions.max_duration_s:g})")
     entry_handler, entry_payload = exp.entry()
     size = encode(entry_payload)[1]
     if size > profile.functions.payload_async_bytes:  # the driver's invoke is asynchronous, as any other

@@ -117,3 +117,11 @@ def test_a_container_exactly_at_its_keep_alive_is_still_warm():
     assert pool.take("h", 128, 10) is True
     pool.release("h", 128, 0)
     assert pool.take("h", 128, 11) is False
+
+
+@pytest.mark.parametrize("seconds", [0.0, -1.0])
+def test_a_handler_timeout_of_zero_or_less_is_refused(sim, seconds):
+    from sls_ray.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="timeout of handler 'main'"):
+        sim({"main": lambda ctx, p: None}, ("main", None), timeouts={"main": seconds})
