@@ -187,3 +187,15 @@ def test_an_error_in_the_users_own_profile_section_is_blamed_on_it(profile_over,
         load_profile("aws_2020", profile_over)
     assert blame in str(e.value) and "profile.functions.nic_mb" in str(e.value)
     assert not str(e.value).startswith(str("configs/platforms"))
+
+
+def test_a_sweep_with_a_failed_point_writes_every_point_and_exits_1(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CONFIG)
+    out = tmp_path / "s"
+    res = CliRunner().invoke(app, ["sweep", str(cfg), "--serial", "--no-plot", "--out", str(out),
+                                   "--grid", "profile.functions.runtime_base_mb=60,200"])
+    assert res.exit_code == 1, res.output
+    df = pd.read_csv(out / "sweep.csv")
+    assert list(df["status"]) == ["ok", "failed"]
+    assert "point-001 (failed)" in res.output
