@@ -202,14 +202,14 @@ def collect(cfg: ExperimentConfig, exp: Experiment, profile, kernel: SimKernel, 
     for rec in sorted(kernel.functions.values(), key=lambda r: r.fid):
         if rec.fid == DRIVER or rec.end_ns is None or rec.state != "done":
             continue
-        duration = rec.end_ns - rec.start_ns
+        duration = rec.end_ns - rec.start_ns + (rec.init_ns if fprof.bill_init else 0)
         rows.append({
             "id": rec.fid, "invocation": rec.invocation, "attempt": rec.attempt, "handler": rec.handler,
             "memory_mb": rec.memory_mb if not rec.is_vm else 0, "start_s": to_s(rec.start_ns),
             "end_s": to_s(rec.end_ns),
             "billed_ms": billed_ms(duration, fprof.billing_granularity_ms) if not rec.is_vm else 0.0,
             "cold": bool(rec.cold), "status": rec.status, "error": rec.error.split("\n")[0][:300],
-            "vm": rec.is_vm,
+            "vm": rec.is_vm, "init_s": to_s(rec.init_ns),
         })
     lambda_rows = [r for r in rows if not r["vm"]]
     end_ns = kernel.makespan_ns()
@@ -243,7 +243,7 @@ def collect(cfg: ExperimentConfig, exp: Experiment, profile, kernel: SimKernel, 
     if kernel.deadlock is not None:
         summary["deadlock"] = str(kernel.deadlock)
     inv = pd.DataFrame(rows, columns=["id", "invocation", "attempt", "handler", "memory_mb", "start_s", "end_s",
-                                      "billed_ms", "cold", "status", "error", "vm"])
+                                      "billed_ms", "cold", "status", "error", "vm", "init_s"])
     storage = pd.DataFrame(storage_rows)
     result = RunResult(resolved_config(cfg, exp, kernel.profile), summary, inv, storage, metrics, experiment=exp)
     summary.update(exp.check(StoredObjects(services)))
