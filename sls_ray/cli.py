@@ -122,10 +122,12 @@ def _plot(directory: Path) -> list[Path]:
         kind = yaml.safe_load(first[0].read_text())["experiment"]
         return experiment_class(kind).plot_sweep(directory, pd.read_csv(directory / "sweep.csv"))
     if (directory / "config.yaml").exists():
+        from sls_ray.experiment import EXPERIMENTS
         from sls_ray.timeline import draw_timeline
 
         kind = yaml.safe_load((directory / "config.yaml").read_text())["experiment"]
-        return experiment_class(kind).plot(directory) + [draw_timeline(directory)]
+        own = experiment_class(kind).plot(directory) if kind in EXPERIMENTS else []  # 'inline': handlers only
+        return own + [draw_timeline(directory)]
     _fail(f"{directory}: not a result directory (no config.yaml or sweep.csv); pass a run's or a sweep's --out")
     return []
 

@@ -35,7 +35,7 @@ def parse_profiles(text: str) -> list[str]:
     return profiles
 
 
-def _single_point(config: str, sets: list[str], out: Path) -> pd.DataFrame:
+def run_single(config: str, sets: list[str], out: Path) -> pd.DataFrame:
     """A config without a grid: one run, skipped when the same point already finished."""
     from sls_ray.runtime import simulate
 
@@ -76,7 +76,7 @@ def run_whatif(config: str, profiles: list[str], grid_items: list[str], sets: li
         if has_grid:
             df = run_sweep(config, grid_items, prof_sets, sub, progress, parallel=parallel)
         else:
-            df = _single_point(config, prof_sets, sub)
+            df = run_single(config, prof_sets, sub)
             progress(1, 1)
         df.insert(0, "platform", profile)
         frames.append(df)
