@@ -5,8 +5,8 @@
 
 Every run goes through ``sls_ray.whatif.run_whatif`` (the ``sls-ray whatif`` command) or the sweep
 machinery, into results/whatif/runs/ (not committed); the long-format CSVs and one figure per
-system go to results/whatif/. A system joins by adding one entry to HEADLINES (INFless and
-Cirrus, once they land: their headline config and a table function).
+system go to results/whatif/. A system joins with one entry in HEADLINES and one in FIGURES (INFless
+and Cirrus, once they land: a function running their headline config through ``run_whatif``).
 
 - LambdaML channels (seed table 1, LR/Higgs rows): W = 10 and 50 through S3, Memcached, DynamoDB
   and the VM parameter server, plus S3 Express One Zone, which only 2026 has.
@@ -111,7 +111,7 @@ def plot_lambdaml(channels: pd.DataFrame, patterns: pd.DataFrame, path: Path) ->
                        label=f"{tag}: cost vs S3")
         ax.axhline(1.0, color="gray", lw=0.8)
         ax.set_xticks(range(len(order)))
-        ax.set_xticklabels(order)
+        ax.set_xticklabels(order, fontsize=8, rotation=20)
         ax.set_title(f"channels, LR/Higgs W={workers} (S3 = 1; no S3 Express in 2020)", fontsize=9)
         ax.set_ylabel("ratio to S3, same platform")
         ax.legend(fontsize=7)
@@ -127,7 +127,6 @@ def plot_lambdaml(channels: pd.DataFrame, patterns: pd.DataFrame, path: Path) ->
                    hatch="" if j == 0 else "//", color=f"C{i}", alpha=0.85)
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels, fontsize=8)
-    ax.set_yscale("log")
     ax.set_ylabel("communication per round (virtual s)")
     ax.set_title("AllReduce (AR) vs ScatterReduce (SR)", fontsize=9)
     ax.legend(fontsize=6, ncol=3)
@@ -163,7 +162,8 @@ def numpywren(parallel: bool) -> pd.DataFrame:
 def plot_numpywren(df: pd.DataFrame, path: Path) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
-    labels = [f"{p.replace('aws_', '')}\n{v}" for p, v in zip(df["platform"], df["variant"])]
+    labels = [f"{p.replace('aws_', '')}\n{v.replace(' executors', '')}"
+              for p, v in zip(df["platform"], df["variant"])]
     x = np.arange(len(df))
     for ax, (npw, mpi, title) in zip(axes, (("npw_completion_s", "mpi_completion_s", "completion time (s)"),
                                             ("npw_core_s", "mpi_core_s", "core-seconds"),
@@ -182,19 +182,24 @@ def plot_numpywren(df: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+#: table name -> the function that runs its what-if and returns its long-format table
+HEADLINES = {"lambdaml_channels": lambdaml_channels, "lambdaml_patterns": lambdaml_patterns, "numpywren": numpywren}
+#: figure -> (drawing function, the tables it reads)
+FIGURES = {"lambdaml.png": (plot_lambdaml, ["lambdaml_channels", "lambdaml_patterns"]),
+           "numpywren.png": (plot_numpywren, ["numpywren"])}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--plot-only", action="store_true", help="redraw the PNGs from the committed CSVs")
     ap.add_argument("--serial", action="store_true", help="run points in this process, not as Ray tasks")
     args = ap.parse_args()
     if not args.plot_only:
-        write_csv(OUT / "lambdaml_channels.csv", lambdaml_channels(not args.serial))
-        write_csv(OUT / "lambdaml_patterns.csv", lambdaml_patterns(not args.serial))
-        write_csv(OUT / "numpywren.csv", numpywren(not args.serial))
-    plot_lambdaml(pd.read_csv(OUT / "lambdaml_channels.csv"), pd.read_csv(OUT / "lambdaml_patterns.csv"),
-                  OUT / "lambdaml.png")
-    plot_numpywren(pd.read_csv(OUT / "numpywren.csv"), OUT / "numpywren.png")
-    for name in ("lambdaml_channels", "lambdaml_patterns", "numpywren"):
+        for name, run in HEADLINES.items():
+            write_csv(OUT / f"{name}.csv", run(not args.serial))
+    for figure, (draw, tables) in FIGURES.items():
+        draw(*(pd.read_csv(OUT / f"{t}.csv") for t in tables), OUT / figure)
+    for name in HEADLINES:
         print(f"\n{name}\n" + pd.read_csv(OUT / f"{name}.csv").round(4).to_string(index=False))
 
 
