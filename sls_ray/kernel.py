@@ -73,6 +73,7 @@ class SimKernel(ChainRunner, StorageCalls, FunctionLifecycle):
         one_ways = [s.nominal_one_way_ns() for s in self.services.values()] + [self.invoke_one_way_ns]
         self.lookahead_ns = max(1, min(one_ways))
         self.metrics: list[tuple] = []
+        self.storage_waits: list[tuple[int, int, int]] = []  # (fid, t0, t1): blocked on storage requests
         self.counts = {"invocations": 0, "cold_starts": 0, "throttles": 0, "simcalls": 0, "ops": 0,
                        "retries": 0, "duplicates": 0}
         self.deadlock: VirtualDeadlock | None = None

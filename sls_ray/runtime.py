@@ -247,13 +247,29 @@ def collect(cfg: ExperimentConfig, exp: Experiment, profile, kernel: SimKernel, 
     storage = pd.DataFrame(storage_rows)
     result = RunResult(resolved_config(cfg, exp, kernel.profile), summary, inv, storage, metrics, experiment=exp)
     summary.update(exp.check(StoredObjects(services)))
-    result.tables = exp.tables(result)
+    result.tables = {"storage_waits": storage_waits_frame(kernel), **exp.tables(result)}
     summary.update(exp.summary_extra(result))
     summary["trace_hash"] = trace_hash(result)
     summary["nondeterministic"] = {"host_wall_s": round(wall, 3), "transport": transport_name,
                                    "hosts": cfg.run.hosts if transport_name == "ray" else 1,
                                    "note": "host wall time depends on the machine and its load; nothing else does"}
     return result
+
+
+def storage_waits_frame(kernel: SimKernel) -> pd.DataFrame:
+    """storage_waits.csv: when each function was blocked on storage requests (or an await of them),
+    back-to-back requests merged into one interval; a wait cut short by the function's death ends there."""
+    raw = list(kernel.storage_waits)
+    raw += [(r.fid, r.wait_from, r.dead_ns) for r in kernel.functions.values()
+            if r.wait_from is not None and r.dead_ns is not None and r.dead_ns >= r.wait_from]
+    merged: list[list[int]] = []
+    for fid, t0, t1 in sorted(raw):
+        if merged and merged[-1][0] == fid and t0 <= merged[-1][2]:
+            merged[-1][2] = max(merged[-1][2], t1)
+        else:
+            merged.append([fid, t0, t1])
+    return pd.DataFrame([{"id": fid, "t0_s": to_s(t0), "t1_s": to_s(t1)} for fid, t0, t1 in merged],
+                        columns=["id", "t0_s", "t1_s"])
 
 
 class StoredObjects:

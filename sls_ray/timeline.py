@@ -4,15 +4,17 @@
 its cold start (the INIT phase, ``init_s`` before ``start_s``), its run (``start_s`` to ``end_s``),
 a mark where it ended badly (killed, timed out, out of memory, throttled, other errors) and one
 where a retry began — with lanes grouped by handler; under it the number of functions alive, the
-memory they hold, and the dollars accumulated over virtual time. With more than ``LANE_LIMIT``
+memory they hold, and the dollars accumulated over virtual time. Over each run bar, a pale stripe
+marks when the function was blocked on storage requests (``storage_waits.csv``). With more than ``LANE_LIMIT``
 functions, instances of a handler share lanes (first fit: an instance takes the first lane free
 when it starts), which keeps every bar's interval exact; with more than that even after packing,
 each handler becomes one band showing how many of its functions are alive.
 
-What the result directory does not record, the figure does not invent: per-request storage
-waits are not in any CSV (only per-service totals in storage.csv), and the working set inside a
+What the result directory does not record, the figure does not invent: the working set inside a
 function is checked against its memory size but not logged, so the memory panel shows the
-memory size of the functions alive — what Lambda bills, and the ceiling of their working sets.
+memory size of the functions alive — what Lambda bills, and the ceiling of their working sets;
+and services' costs are totals (per request times are not priced one by one), so the cost panel
+spreads them evenly over the run beside Lambda's exact curve.
 
 ``sls-ray show RUN`` prints ``summary_renderables``: status, makespan, cost by component,
 failures by kind, the busiest storage operations and the slowest functions.
@@ -65,6 +67,14 @@ def read_invocations(run: Path) -> pd.DataFrame:
     return inv
 
 
+def read_waits(run: Path) -> pd.DataFrame:
+    """storage_waits.csv (id, t0_s, t1_s); empty for runs written before it existed."""
+    path = Path(run) / "storage_waits.csv"
+    if not path.exists() or path.stat().st_size <= 1:
+        return pd.DataFrame(columns=["id", "t0_s", "t1_s"])
+    return pd.read_csv(path)
+
+
 def read_run(run: Path) -> tuple[dict, dict, pd.DataFrame, pd.DataFrame]:
     """(summary, resolved config, invocations, storage) of a finished run directory."""
     import json
@@ -112,15 +122,21 @@ def assign_lanes(inv: pd.DataFrame, limit: int = LANE_LIMIT) -> tuple[pd.DataFra
     return rows, "handler"
 
 
-def gantt_bars(inv: pd.DataFrame, limit: int = LANE_LIMIT) -> tuple[pd.DataFrame, str]:
-    """The bars the chart draws: one 'init' bar per cold start and one 'run' bar per instance,
-    each ``(id, handler, lane, phase, t0, t1, status)`` — exactly invocations.csv's intervals."""
+def gantt_bars(inv: pd.DataFrame, limit: int = LANE_LIMIT, waits: pd.DataFrame | None = None
+               ) -> tuple[pd.DataFrame, str]:
+    """The bars the chart draws: one 'init' bar per cold start, one 'run' bar per instance and
+    one 'wait' bar per interval blocked on storage, each ``(id, handler, lane, phase, t0, t1,
+    status, attempt)`` — exactly invocations.csv's and storage_waits.csv's intervals."""
     rows, mode = assign_lanes(inv, limit)
     run = rows.assign(phase="run", t0=rows["start_s"], t1=rows["end_s"])
     cold = rows[rows["init_s"] > 0]
     init = cold.assign(phase="init", t0=cold["start_s"] - cold["init_s"], t1=cold["start_s"])
     cols = ["id", "handler", "lane", "phase", "t0", "t1", "status", "attempt"]
-    bars = pd.concat([init[cols], run[cols]], ignore_index=True)
+    parts = [init[cols], run[cols]]
+    if waits is not None and not waits.empty:
+        wait = waits.merge(rows[["id", "handler", "lane", "status", "attempt"]], on="id")
+        parts.append(wait.assign(phase="wait", t0=wait["t0_s"], t1=wait["t1_s"])[cols])
+    bars = pd.concat(parts, ignore_index=True)
     return bars, mode
 
 
@@ -159,7 +175,8 @@ def draw_timeline(run: Path, limit: int = LANE_LIMIT) -> Path:
     ax = axes[0]
     handlers = sorted(inv["handler"].unique()) if not inv.empty else []
     colours = {h: plt.cm.tab10(i % 10) for i, h in enumerate(handlers)}
-    bars, mode = gantt_bars(inv, limit) if not inv.empty else (pd.DataFrame(), "function")
+    waits = read_waits(run)
+    bars, mode = gantt_bars(inv, limit, waits) if not inv.empty else (pd.DataFrame(), "function")
     if mode == "handler":
         for i, h in enumerate(handlers):
             mine = inv[inv["handler"] == h]
@@ -171,13 +188,14 @@ def draw_timeline(run: Path, limit: int = LANE_LIMIT) -> Path:
         ax.set_yticklabels(handlers)
         ax.set_ylabel("functions alive per handler (scaled)")
     elif not bars.empty:
-        for phase, style in (("init", {"color": "lightgray", "hatch": "///", "edgecolor": "gray"}),
-                             ("run", {})):
+        for phase, style in (("init", {"color": "lightgray", "hatch": "///", "edgecolor": "gray", "height": 0.8}),
+                             ("run", {"height": 0.8}),
+                             ("wait", {"color": "white", "alpha": 0.6, "height": 0.4})):
             sub = bars[bars["phase"] == phase]
             kw = dict(style)
             if phase == "run":
                 kw["color"] = [colours[h] for h in sub["handler"]]
-            ax.barh(sub["lane"], sub["t1"] - sub["t0"], left=sub["t0"], height=0.8, linewidth=0.3, **kw)
+            ax.barh(sub["lane"], sub["t1"] - sub["t0"], left=sub["t0"], linewidth=0, **kw)
         run_bars = bars[bars["phase"] == "run"]
         for status, grp in run_bars[run_bars["status"] != "ok"].groupby("status"):
             marker, colour, _ = MARKS.get(status, OTHER_ERROR)
@@ -192,6 +210,8 @@ def draw_timeline(run: Path, limit: int = LANE_LIMIT) -> Path:
         ax.set_ylabel("one lane per function" if mode == "function" else "lanes shared by a handler's functions")
     handles = [Patch(color=colours[h], label=h) for h in handlers][:8]
     handles.append(Patch(facecolor="lightgray", hatch="///", edgecolor="gray", label="cold start (INIT)"))
+    if not waits.empty and mode != "handler":
+        handles.append(Patch(facecolor="white", edgecolor="gray", label="blocked on storage or a queue (pale)"))
     seen = set(inv["status"]) - {"ok"} if not inv.empty else set()
     for status in sorted(seen):
         marker, colour, label = MARKS.get(status, OTHER_ERROR)
@@ -245,10 +265,17 @@ def busiest_operations(storage: pd.DataFrame, n: int = 6) -> list[tuple[str, str
     return sorted(out, key=lambda r: (-r[2], r[0], r[1]))[:n]
 
 
-def slowest_functions(inv: pd.DataFrame, n: int = 6) -> pd.DataFrame:
+def wait_seconds(inv: pd.DataFrame, waits: pd.DataFrame) -> pd.Series:
+    """Seconds each function (by id) spent blocked on storage."""
+    per = (waits["t1_s"] - waits["t0_s"]).groupby(waits["id"]).sum() if not waits.empty else pd.Series(dtype=float)
+    return inv["id"].map(per).fillna(0.0)
+
+
+def slowest_functions(inv: pd.DataFrame, n: int = 6, waits: pd.DataFrame | None = None) -> pd.DataFrame:
     if inv.empty:
         return inv
-    rows = inv.assign(duration_s=inv["end_s"] - inv["start_s"])
+    rows = inv.assign(duration_s=inv["end_s"] - inv["start_s"],
+                      wait_s=wait_seconds(inv, waits if waits is not None else pd.DataFrame()))
     return rows.sort_values(["duration_s", "id"], ascending=[False, True]).head(n)
 
 
@@ -258,6 +285,7 @@ def summary_renderables(run: Path) -> list[Any]:
     from rich.text import Text
 
     summary, config, inv, storage = read_run(run)
+    waits = read_waits(run)
     status = summary["status"]
     counts = summary["counts"]
     head = Text.assemble(
@@ -268,6 +296,11 @@ def summary_renderables(run: Path) -> list[Any]:
         f"{counts.get('peak_concurrency', 0)}) · {counts.get('throttles', 0)} throttles · "
         f"{counts.get('retries', 0)} retries · trace {summary.get('trace_hash', '')}")
     out: list[Any] = [head]
+    if not inv.empty:
+        busy = float((inv["end_s"] - inv["start_s"]).sum())
+        waited = float(wait_seconds(inv, waits).sum())
+        out.append(Text(f"functions ran {busy:.1f} s in all, {waited:.1f} s ({100 * waited / max(busy, 1e-12):.0f}%) "
+                        f"of it blocked on storage and queue requests"))
     if summary.get("deadlock"):
         out.append(Text(str(summary["deadlock"]).split("\n")[0][:300], style="red"))
 
@@ -297,12 +330,12 @@ def summary_renderables(run: Path) -> list[Any]:
         ops.add_row(svc, op, str(n), f"{usd:.6f}")
 
     slow = Table(title="slowest functions", title_justify="left")
-    for c, j in (("id", "right"), ("handler", "left"), ("run s", "right"), ("init s", "right"),
-                 ("MB", "right"), ("status", "left")):
+    for c, j in (("id", "right"), ("handler", "left"), ("run s", "right"), ("storage wait s", "right"),
+                 ("init s", "right"), ("MB", "right"), ("status", "left")):
         slow.add_column(c, justify=j)
-    for _, r in slowest_functions(inv).iterrows():
-        slow.add_row(str(r["id"]), str(r["handler"]), f"{r['duration_s']:.3f}", f"{r['init_s']:.3f}",
-                     str(r["memory_mb"]), str(r["status"]))
+    for _, r in slowest_functions(inv, waits=waits).iterrows():
+        slow.add_row(str(r["id"]), str(r["handler"]), f"{r['duration_s']:.3f}", f"{r['wait_s']:.3f}",
+                     f"{r['init_s']:.3f}", str(r["memory_mb"]), str(r["status"]))
     from rich.columns import Columns
 
     out.append(Columns([cost, fails]))

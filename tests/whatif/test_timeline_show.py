@@ -150,3 +150,36 @@ def test_show_and_timeline_work_on_shipped_configs_in_tiny_mode(path, tmp_path):
 @pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem not in FAST], ids=lambda p: p.stem)
 def test_show_and_timeline_work_on_every_other_shipped_config_in_tiny_mode(path, tmp_path):
     _show_and_plot(path, tmp_path / path.stem)
+
+
+def test_storage_waits_are_the_blocked_intervals_and_the_gantt_draws_them(tmp_path):
+    """A put, a compute, two back-to-back gets (one merged interval) and an awaited async get:
+    each wait is latency + transfer on the hand-computable profile, nothing else."""
+    def main(ctx, p):
+        c = ctx.storage("s3")
+        c.put("a", b"x" * 8)
+        ctx.sleep(1.0)
+        c.get("a")
+        c.get("a")
+        pending = c.get_async("a")
+        ctx.sleep(0.001)
+        pending.result()
+
+    r = simulate_handlers({"main": main}, ("main", None),
+                          profile={"functions": {"cold_start_sigma": 0.0, "cold_start_s": 0.5, "nic_mbs": 10.0},
+                                   "services": {"s3": {"latency_s": 0.02}}})
+    out = write_run(tmp_path / "w", r)
+    waits = pd.read_csv(out / "storage_waits.csv")
+    xfer = 8 / 10e6
+    start = 0.5
+    want = [(start, start + 0.02 + xfer),
+            (start + 0.02 + xfer + 1.0, start + 1.0 + 2 * (0.02 + xfer) + 0.02 + xfer),
+            (start + 1.0 + 3 * (0.02 + xfer) + 0.001, start + 1.0 + 4 * (0.02 + xfer))]
+    assert len(waits) == 3
+    for (t0, t1), (_, row) in zip(want, waits.iterrows()):
+        assert row["t0_s"] == pytest.approx(t0, abs=2e-9) and row["t1_s"] == pytest.approx(t1, abs=2e-9)
+    bars, _ = gantt_bars(read_invocations(out), waits=pd.read_csv(out / "storage_waits.csv"))
+    drawn = bars[bars["phase"] == "wait"][["t0", "t1"]].to_numpy()
+    assert (drawn == waits[["t0_s", "t1_s"]].to_numpy()).all()
+    res = runner.invoke(app, ["show", str(out)])
+    assert "blocked on storage" in res.output and "storage wait s" in res.output
