@@ -93,7 +93,12 @@ class ChainRunner:
             return
         rec.blocked_on = ""
         if rec.wait_from is not None:  # a storage request (or an await of some) answered
-            self.storage_waits.append((rec.fid, rec.wait_from, t))
+            waits, i = self.storage_waits, rec.wait_index
+            if i is not None and waits[i][2] >= rec.wait_from:
+                waits[i] = (rec.fid, waits[i][1], t)  # back to back with the previous one: one interval
+            else:
+                rec.wait_index = len(waits)
+                waits.append((rec.fid, rec.wait_from, t))
             rec.wait_from = None
         if error is not None:
             # a failed lazy operation surfaces at the blocking call that carried it

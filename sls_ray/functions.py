@@ -37,7 +37,7 @@ class FunctionRecord:
         "clock_ns", "version", "cold", "caller", "is_async", "payload", "payload_size", "chain", "seq",
         "dead_ns", "dead_reason", "end_ns", "status", "error", "nic", "flows", "tickets", "is_vm",
         "vm_service", "blocked_on", "flops_per_s", "death_told", "futures", "awaiting", "init_ns",
-        "wait_from",
+        "wait_from", "wait_index",
     )
 
     def __init__(self, fid: int, handler: str, memory_mb: int) -> None:
@@ -50,6 +50,7 @@ class FunctionRecord:
         self.cold = False
         self.init_ns = 0  # the cold start (INIT phase) before start_ns; 0 for a warm start
         self.wait_from: int | None = None  # since when it waits on a storage request (storage_waits.csv)
+        self.wait_index: int | None = None  # its latest entry there, extended by a back-to-back request
         self.caller: tuple[int, int] | None = None
         self.is_async = True
         self.payload: Any = None
