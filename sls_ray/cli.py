@@ -115,6 +115,10 @@ def _plot(directory: Path) -> list[Path]:
     from sls_ray.experiment import experiment_class
 
     directory = Path(directory)
+    if (directory / "whatif.csv").exists():
+        from sls_ray.whatif import plot_whatif
+
+        return [plot_whatif(directory)]
     if (directory / "sweep.csv").exists():
         first = sorted(directory.glob("point-*/config.yaml"))
         if not first:

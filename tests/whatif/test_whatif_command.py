@@ -34,6 +34,9 @@ def test_whatif_runs_each_profile_and_joins_them(tmp_path):
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert {p: p.stat().st_mtime_ns for p in out.rglob("summary.json")} == stamps
+    (out / "whatif.png").unlink()
+    res = runner.invoke(app, ["plot", str(out)])  # redrawn from whatif.csv alone
+    assert res.exit_code == 0 and (out / "whatif.png").exists(), res.output
 
 
 def test_whatif_without_a_grid_runs_one_point_per_profile(tmp_path):
