@@ -8,8 +8,9 @@ machinery, into results/whatif/runs/ (not committed); the long-format CSVs and o
 system go to results/whatif/. A system joins with one entry in HEADLINES and one in FIGURES (INFless
 and Cirrus, once they land: a function running their headline config through ``run_whatif``).
 
-- LambdaML channels (seed table 1, LR/Higgs rows): W = 10 and 50 through S3, Memcached, DynamoDB
-  and the VM parameter server, plus S3 Express One Zone, which only 2026 has.
+- LambdaML channels (seed table 1, LR/Higgs rows at W = 10 and 50, MobileNet/Cifar10 at W = 10):
+  through S3, Memcached, DynamoDB and the VM parameter server, plus S3 Express One Zone, which
+  only 2026 has.
 - LambdaML patterns (seed table 2): AllReduce vs ScatterReduce per round, LR (224 B, W = 50) and
   MobileNet (12.9 MB, W = 10) through S3, plus S3 Express in 2026.
 - NumPyWren vs MPI (Tables 1-2): Cholesky of N = 128K (32 blocks of 4096, folded), completion time
@@ -48,23 +49,29 @@ def cfg(rel: str) -> str:
 
 
 # ---------------------------------------------------------------- LambdaML
+#: (config, workload label, workers grid, run directory name) of the channel rows
+CHANNEL_ROWS = [("channels_lr", "LR, Higgs", "workers=10,50", "lambdaml_channels"),
+                ("channels_mobilenet", "MobileNet, Cifar10", "workers=10", "lambdaml_channels_mobilenet")]
+
+
 def lambdaml_channels(parallel: bool) -> pd.DataFrame:
-    grid = ["workers=10,50", f"channel={','.join(CHANNELS)}"]
-    both = run_whatif(cfg("lambdaml/channels_lr.yaml"), [LML_OLD, LML_NEW], grid, [], RUNS / "lambdaml_channels",
-                      parallel=parallel)
-    express = run_sweep(cfg("lambdaml/channels_lr.yaml"), ["workers=10,50", "channel=s3express"],
-                        [f"platform={LML_NEW}"], RUNS / "lambdaml_channels_s3express", parallel=parallel)
-    express.insert(0, "platform", LML_NEW)
-    df = pd.concat([both, express], ignore_index=True)
     rows = []
-    for (platform, workers), grp in df.groupby(["platform", "params.workers"]):
-        s3 = grp[grp["params.channel"] == "s3"].iloc[0]
-        for _, r in grp.iterrows():
-            rows.append({"platform": platform, "workload": "LR, Higgs", "workers": int(workers),
-                         "channel": r["params.channel"], "time_s": r["makespan_s"], "cost_usd": r["cost_usd.total"],
-                         "slowdown_vs_s3": r["makespan_s"] / s3["makespan_s"],
-                         "cost_vs_s3": r["cost_usd.total"] / s3["cost_usd.total"],
-                         "lambda_compute_usd": r.get("cost_usd.lambda_compute", np.nan)})
+    for name, workload, workers_grid, runs in CHANNEL_ROWS:
+        grid = [workers_grid, f"channel={','.join(CHANNELS)}"]
+        both = run_whatif(cfg(f"lambdaml/{name}.yaml"), [LML_OLD, LML_NEW], grid, [], RUNS / runs, parallel=parallel)
+        express = run_sweep(cfg(f"lambdaml/{name}.yaml"), [workers_grid, "channel=s3express"],
+                            [f"platform={LML_NEW}"], RUNS / f"{runs}_s3express", parallel=parallel)
+        express.insert(0, "platform", LML_NEW)
+        df = pd.concat([both, express], ignore_index=True)
+        for (platform, workers), grp in df.groupby(["platform", "params.workers"]):
+            s3 = grp[grp["params.channel"] == "s3"].iloc[0]
+            for _, r in grp.iterrows():
+                ok = bool(r.get("channel_supported", True))  # DynamoDB cannot hold a 12.9 MB model: N/A
+                t, c = (r["makespan_s"], r["cost_usd.total"]) if ok else (np.nan, np.nan)
+                rows.append({"platform": platform, "workload": workload, "workers": int(workers),
+                             "channel": r["params.channel"], "time_s": t, "cost_usd": c,
+                             "slowdown_vs_s3": t / s3["makespan_s"], "cost_vs_s3": c / s3["cost_usd.total"],
+                             "lambda_compute_usd": r.get("cost_usd.lambda_compute", np.nan) if ok else np.nan})
     return pd.DataFrame(rows)
 
 
@@ -99,12 +106,14 @@ def lambdaml_patterns(parallel: bool) -> pd.DataFrame:
 
 def plot_lambdaml(channels: pd.DataFrame, patterns: pd.DataFrame, path: Path) -> None:
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    cases = list(dict.fromkeys(zip(channels["workload"], channels["workers"])))
+    fig, axes = plt.subplots(1, len(cases) + 1, figsize=(5 * (len(cases) + 1), 4.6))
     order = CHANNELS + ["s3express"]
     variants = [(LML_OLD, "2020"), (LML_NEW, "2026")]
-    for ax, workers in zip(axes[:2], (10, 50)):
+    for ax, (workload, workers) in zip(axes[:-1], cases):
         for i, (platform, tag) in enumerate(variants):
-            sub = channels[(channels["platform"] == platform) & (channels["workers"] == workers)].set_index("channel")
+            sub = channels[(channels["platform"] == platform) & (channels["workload"] == workload)
+                           & (channels["workers"] == workers)].set_index("channel")
             sub = sub.reindex(order)
             xs = np.arange(len(order)) + (i - 0.5) * 0.38
             ax.bar(xs, sub["slowdown_vs_s3"], 0.36, label=f"{tag}: time vs S3", alpha=0.85)
@@ -113,10 +122,10 @@ def plot_lambdaml(channels: pd.DataFrame, patterns: pd.DataFrame, path: Path) ->
         ax.axhline(1.0, color="gray", lw=0.8)
         ax.set_xticks(range(len(order)))
         ax.set_xticklabels(order, fontsize=8, rotation=20)
-        ax.set_title(f"channels, LR/Higgs W={workers} (S3 = 1; no S3 Express in 2020)", fontsize=9)
+        ax.set_title(f"channels, {workload} W={workers} (S3 = 1; no S3 Express in 2020)", fontsize=9)
         ax.set_ylabel("ratio to S3, same platform")
         ax.legend(fontsize=7)
-    ax = axes[2]
+    ax = axes[-1]
     labels = list(dict.fromkeys(patterns["workload"]))
     bars = [(LML_OLD, "s3", "2020 S3"), (LML_NEW, "s3", "2026 S3"), (LML_NEW, "s3express", "2026 S3 Express")]
     for i, (platform, channel, tag) in enumerate(bars):
