@@ -1,6 +1,6 @@
 """Each paper's headline under the 2020 and the 2026 platform (results/README.md, "2026 what-if").
 
-    python experiments/whatif/headlines.py               # ~10 min on 2 shared cores; resumable
+    python experiments/whatif/headlines.py               # ~30 min on 2 shared cores; resumable
     python experiments/whatif/headlines.py --plot-only   # redraw the PNGs from the committed CSVs
 
 Every run goes through ``sls_ray.whatif.run_whatif`` (the ``sls-ray whatif`` command) or the sweep
