@@ -36,7 +36,8 @@ class FunctionRecord:
         "fid", "handler", "memory_mb", "attempt", "invocation", "start_ns", "deadline_ns", "state",
         "clock_ns", "version", "cold", "caller", "is_async", "payload", "payload_size", "chain", "seq",
         "dead_ns", "dead_reason", "end_ns", "status", "error", "nic", "flows", "tickets", "is_vm",
-        "vm_service", "blocked_on", "flops_per_s", "death_told", "futures", "awaiting",
+        "vm_service", "blocked_on", "flops_per_s", "death_told", "futures", "awaiting", "init_ns",
+        "wait_from", "wait_index",
     )
 
     def __init__(self, fid: int, handler: str, memory_mb: int) -> None:
@@ -47,6 +48,9 @@ class FunctionRecord:
         self.version = 0
         self.state = STARTING
         self.cold = False
+        self.init_ns = 0  # the cold start (INIT phase) before start_ns; 0 for a warm start
+        self.wait_from: int | None = None  # since when it waits on a storage request (storage_waits.csv)
+        self.wait_index: int | None = None  # its latest entry there, extended by a back-to-back request
         self.caller: tuple[int, int] | None = None
         self.is_async = True
         self.payload: Any = None
@@ -148,6 +152,7 @@ class FunctionLifecycle:
         self.counts["invocations"] += 1
         self.counts["cold_starts"] += rec.cold
         start = ta + self.invoker.start_latency_ns(rec.cold, invocation, attempt * 1000 + fid)
+        rec.init_ns = start - ta if rec.cold else 0
         timeout = min(self.handler_timeout.get(handler, self.fprof.default_timeout_s), self.fprof.max_duration_s)
         rec.nic = Link(f"fn{fid}", self.fprof.nic_mbs * 1e6)
         rec.flops_per_s = self.fprof.gflops_per_vcpu * 1e9 * self.fprof.vcpus(memory)

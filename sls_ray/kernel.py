@@ -72,6 +72,7 @@ class SimKernel(ChainRunner, StorageCalls, FunctionLifecycle):
         self.invoke_one_way_ns = to_ns(self.fprof.invoke_latency_s / 2)
         self.lookahead_ns = self._lookahead()
         self.metrics: list[tuple] = []
+        self.storage_waits: list[tuple[int, int, int]] = []  # (fid, t0, t1): blocked on storage requests
         self.counts = {"invocations": 0, "cold_starts": 0, "throttles": 0, "simcalls": 0, "ops": 0,
                        "retries": 0, "duplicates": 0}
         self.deadlock: VirtualDeadlock | None = None
