@@ -27,7 +27,7 @@ from sls_ray.errors import (
 )
 from sls_ray.experiment import EXPERIMENTS, Experiment, experiment_class
 from sls_ray.harness import (
-    FIGURE_MODULES, Figure, SweepRun, SweepSpec, load_figures, plot_figure, run_figure, select_figures,
+    FIGURE_MODULES, Figure, SweepRun, SweepSpec, load_figures, plot_figure, run_figure, script_main, select_figures,
 )
 from sls_ray.payload import Sized
 from sls_ray.platform import PlatformProfile, Strict
@@ -49,5 +49,5 @@ __all__ = [
     "RunResult", "StoredObjects", "simulate", "simulate_handlers",
     # the figure harness (sls_ray/harness.py) and plotting (sls_ray/plotting.py)
     "FIGURE_MODULES", "Figure", "SweepRun", "SweepSpec", "load_figures", "plot_figure", "run_figure",
-    "select_figures", "overlay_paper", "pyplot", "save_png",
+    "script_main", "select_figures", "overlay_paper", "pyplot", "save_png",
 ]

@@ -22,10 +22,11 @@ import hashlib
 import importlib
 import json
 import shutil
+import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 import yaml
@@ -43,6 +44,7 @@ RUNS_DIR = ROOT / "runs"        # not committed: one directory per point, for re
 #: paper system -> module holding its ``FIGURES`` (one line per system)
 FIGURE_MODULES: dict[str, str] = {
     "quickstart": "sls_ray.quickstart",
+    "lambdaml": "sls_ray.lambdaml.figures",
 }
 
 
@@ -75,6 +77,7 @@ class SweepRun:
     spec: SweepSpec
     table: pd.DataFrame  # one row per point: parameters (params.*) and flattened summary
     dirs: list[Path]
+    points: list[dict]   # each point's config data (before the profile and defaults are resolved)
 
     def point_table(self, csv: str) -> pd.DataFrame:
         """Every point's ``csv`` (e.g. "epochs.csv") concatenated; its rows carry their parameters."""
@@ -85,6 +88,16 @@ class SweepRun:
     def summaries(self) -> list[dict[str, Any]]:
         """Each point's summary.json as written (nested, unlike the flattened table)."""
         return [read_summary(d) for d in self.dirs]
+
+    def experiment(self, i: int) -> tuple[Any, Any]:
+        """Point ``i``'s experiment object and resolved platform profile, built but not run.
+
+        For tables that set a model beside the simulation with the very same inputs
+        (LambdaML's analytical model reads the experiment's payload and profile).
+        """
+        from sls_ray.runtime import build
+
+        return build(load_config(data=self.points[i]))
 
 
 TablesStep = Callable[[Mapping[str, SweepRun]], Mapping[str, pd.DataFrame]]
@@ -176,8 +189,7 @@ def _resolved(data: dict) -> dict:
     from sls_ray.runtime import build, resolved_config
 
     cfg = load_config(data=data)
-    exp, profile = build(cfg)
-    return resolved_config(cfg, exp, profile)
+    return resolved_config(cfg, *build(cfg))
 
 
 def _points(spec: SweepSpec) -> list[dict]:
@@ -222,7 +234,7 @@ def run_sweep_spec(spec: SweepSpec, runs_dir: Path, serial: bool = False, fresh:
         drop_stale_points(spec, out)
     df = run_sweep(str(spec.config_path()), list(spec.grid), list(spec.sets), out, on_point,
                    parallel=not (serial or spec.serial))
-    return SweepRun(spec, df, [out / p for p in df["point"]])
+    return SweepRun(spec, df, [out / p for p in df["point"]], _points(spec))
 
 
 def run_figure(fig: Figure, results_dir: Path = RESULTS_DIR, runs_dir: Path = RUNS_DIR, serial: bool = False,
@@ -276,3 +288,11 @@ def figure_table() -> pd.DataFrame:
     rows = [{"figure": k, "title": f.title, "csvs": ", ".join(f"{c}.csv" for c in f.csvs)}
             for k, f in load_figures().items()]
     return pd.DataFrame(rows, columns=["figure", "title", "csvs"])
+
+
+def script_main(key: str, argv: Sequence[str] | None = None) -> None:
+    """What a thin script in ``experiments/`` runs: ``python experiments/lambdaml/channels.py
+    [--plot-only] [--serial] [--fresh]`` is ``sls-ray reproduce lambdaml/channels [...]``."""
+    from sls_ray.cli import app
+
+    app(["reproduce", key, *(sys.argv[1:] if argv is None else argv)])
