@@ -45,6 +45,7 @@ RUNS_DIR = ROOT / "runs"        # not committed: one directory per point, for re
 FIGURE_MODULES: dict[str, str] = {
     "quickstart": "sls_ray.quickstart",
     "lambdaml": "sls_ray.lambdaml.figures",
+    "numpywren": "sls_ray.numpywren.figures",
 }
 
 
@@ -55,7 +56,8 @@ class SweepSpec:
     ``name`` names the run directory ``runs/<system>/<name>``: two figures that sweep the
     same spec share its points (NumPyWren's N = 256K Cholesky feeds three figures).
     ``grid`` and ``sets`` are ``sls-ray sweep``'s ``--grid``/``--set`` items; an empty grid
-    sweeps the config's own ``sweep:`` section. A single run is a one-value grid
+    sweeps the config's own ``sweep:`` section, or, if it has none, runs the config once. To
+    run one point of a config that has a ``sweep:`` section, give a one-value grid
     (``grid=("policy=fixed",)``): the grid names what the figure varies.
     """
 
@@ -118,7 +120,9 @@ class Figure:
 
     key: str  # "system/name", e.g. "lambdaml/channels"
     title: str
-    sweeps: tuple[SweepSpec, ...]
+    #: the grids it runs, or a function making them when deciding them costs work (NumPyWren
+    #: sizes a pipeline from a 350K-task DAG) that ``sls-ray list`` should not pay for
+    sweeps: tuple[SweepSpec, ...] | Callable[[], tuple[SweepSpec, ...]]
     tables: TablesStep
     plot: PlotStep
     csvs: tuple[str, ...]  # the stems ``tables`` writes and ``plot`` reads
@@ -132,9 +136,15 @@ class Figure:
             raise ConfigError(f"figure key {self.key!r}: write it as 'system/name', e.g. 'lambdaml/channels'")
         if not self.csvs:
             raise ConfigError(f"figure {self.key}: csvs is empty; name the CSVs its plot step reads")
-        names = [s.name for s in self.sweeps]
+        if not callable(self.sweeps):
+            self.sweep_specs()
+
+    def sweep_specs(self) -> tuple[SweepSpec, ...]:
+        specs = self.sweeps() if callable(self.sweeps) else self.sweeps
+        names = [s.name for s in specs]
         if len(set(names)) != len(names):
             raise ConfigError(f"figure {self.key}: sweep names repeat ({names}); each names its own directory")
+        return tuple(specs)
 
     @property
     def system(self) -> str:
@@ -159,6 +169,21 @@ def load_figures() -> dict[str, Figure]:
                 raise ConfigError(f"{module}: figure {fig.key!r} is registered twice")
             out[fig.key] = fig
     return out
+
+
+def check_shared_sweeps(figures: Mapping[str, Figure]) -> None:
+    """Two figures of a system that name the same sweep share its directory, so they must
+    mean the same sweep; otherwise each would find the other's points stale and rerun them.
+    Figures whose sweeps are computed on demand are left out (computing them costs work)."""
+    seen: dict[tuple[str, str], tuple[str, SweepSpec]] = {}
+    for key, fig in figures.items():
+        if callable(fig.sweeps):
+            continue
+        for spec in fig.sweep_specs():
+            other = seen.setdefault((fig.system, spec.name), (key, spec))
+            if other[1] != spec:
+                raise ConfigError(f"figures {other[0]} and {key} both name sweep '{spec.name}' but differ "
+                                  f"({other[1]} vs {spec}); give one another name")
 
 
 def select_figures(target: str, every: bool = False) -> list[Figure]:
@@ -192,15 +217,29 @@ def _resolved(data: dict) -> dict:
     return resolved_config(cfg, *build(cfg))
 
 
-def _points(spec: SweepSpec) -> list[dict]:
-    """Each point's config data, in ``run_sweep``'s order (its point-NNN numbering)."""
-    from sls_ray.sweep import expand, grid_key, parse_grid
-
+def _raw(spec: SweepSpec) -> dict:
     raw = read_yaml(spec.config_path())
     for item in spec.sets:
         key, value = parse_set(item)
         raw = apply_set(raw, key, value)
-    grid = parse_grid(list(spec.grid)) if spec.grid else {grid_key(k): v for k, v in (raw.get("sweep") or {}).items()}
+    return raw
+
+
+def grid_items(spec: SweepSpec) -> list[str]:
+    """The ``--grid`` items ``run_sweep`` gets: the spec's; none for the config's ``sweep:``
+    section; for a config without one, the config's own seed — a sweep of one point."""
+    if spec.grid:
+        return list(spec.grid)
+    raw = _raw(spec)
+    return [] if raw.get("sweep") else [f"seed={raw.get('seed', 0)}"]
+
+
+def _points(spec: SweepSpec) -> list[dict]:
+    """Each point's config data, in ``run_sweep``'s order (its point-NNN numbering)."""
+    from sls_ray.sweep import expand, grid_key, parse_grid
+
+    raw, items = _raw(spec), grid_items(spec)
+    grid = parse_grid(items) if items else {grid_key(k): v for k, v in (raw.get("sweep") or {}).items()}
     return [data for data, _ in expand(raw, grid)]
 
 
@@ -232,7 +271,7 @@ def run_sweep_spec(spec: SweepSpec, runs_dir: Path, serial: bool = False, fresh:
         shutil.rmtree(out)
     if out.exists():
         drop_stale_points(spec, out)
-    df = run_sweep(str(spec.config_path()), list(spec.grid), list(spec.sets), out, on_point,
+    df = run_sweep(str(spec.config_path()), grid_items(spec), list(spec.sets), out, on_point,
                    parallel=not (serial or spec.serial))
     return SweepRun(spec, df, [out / p for p in df["point"]], _points(spec))
 
@@ -242,7 +281,7 @@ def run_figure(fig: Figure, results_dir: Path = RESULTS_DIR, runs_dir: Path = RU
                on_point: Callable[[int, int], None] | None = None) -> list[Path]:
     """Run a figure's sweeps, write its CSVs atomically, draw it; returns the files written."""
     runs = {}
-    for spec in fig.sweeps:
+    for spec in fig.sweep_specs():
         if on_sweep:
             on_sweep(spec)
         runs[spec.name] = run_sweep_spec(spec, Path(runs_dir) / fig.system, serial, fresh, on_point)

@@ -34,8 +34,11 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
 
 
 def grid_key(key: str) -> str:
-    """Bare names are experiment parameters: ``workers`` means ``params.workers``."""
-    return key if "." in key else f"params.{key}"
+    """Bare names are experiment parameters (``workers`` means ``params.workers``), except the
+    config's own top-level keys: ``--grid seed=0,1,2`` sweeps the run seed."""
+    from sls_ray.config import ExperimentConfig
+
+    return key if "." in key or key in ExperimentConfig.model_fields else f"params.{key}"
 
 
 def expand(raw: dict, grid: dict[str, list[Any]]) -> list[tuple[dict, dict]]:

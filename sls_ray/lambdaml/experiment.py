@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
+from sls_ray.api import pyplot
 from sls_ray.errors import ConfigError
 from sls_ray.experiment import Experiment
 from sls_ray.lambdaml import datasets as ds
@@ -289,10 +290,7 @@ class LambdaMLExperiment(Experiment):
     # ------------------------------------------------------------ figures
     @classmethod
     def plot(cls, result_dir: Path) -> list[Path]:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         path = Path(result_dir) / "epochs.csv"
         if not path.exists():
@@ -319,10 +317,7 @@ class LambdaMLExperiment(Experiment):
 
     @classmethod
     def plot_sweep(cls, sweep_dir: Path, sweep: pd.DataFrame) -> list[Path]:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         ok = sweep[sweep["status"] == "ok"]
         varied = [c for c in ok.columns if c.startswith("params.") and ok[c].astype(str).nunique() > 1]

@@ -327,6 +327,15 @@ def faas_iaas_report(csvs: Tables) -> str:
     return wide.round(4).to_string()
 
 
+def _model_figure(name: str, title: str, plot_title: str, report) -> Figure:
+    """One config (``configs/lambdaml/<name>.yaml``) to a target loss, beside the analytical model."""
+    return Figure(key=f"lambdaml/{name}", title=title, sweeps=_specs(name),
+                  tables=lambda runs: {name: model_rows(runs[name])},
+                  plot=lambda csvs: {name: model_plot(csvs[name], f"{plot_title} (points: simulator; "
+                                                                  "lines: analytical model)")},
+                  csvs=(name,), report=report, dpi=DPI)
+
+
 def _specs(*names: str, serial: tuple[str, ...] = ()) -> tuple[SweepSpec, ...]:
     return tuple(SweepSpec(n, f"lambdaml/{n}.yaml", serial=n in serial) for n in names)
 
@@ -349,16 +358,8 @@ FIGURES = [
            tables=lambda runs: {"sync_async": runs["sync_async"].point_table("epochs.csv")},
            plot=sync_async_plot, csvs=("sync_async",),
            report=lambda csvs: final_epochs(csvs["sync_async"], ["algorithm", "protocol"]), dpi=DPI),
-    Figure(key="lambdaml/scaling", title="worker scaling W=1..150 to a target loss, with the analytical model",
-           sweeps=_specs("scaling"), tables=lambda runs: {"scaling": model_rows(runs["scaling"])},
-           plot=lambda csvs: {"scaling": model_plot(
-               csvs["scaling"], "Worker scaling: MA-SGD on LR/Higgs to loss 0.66 through S3 "
-                                "(points: simulator; lines: analytical model)")},
-           csvs=("scaling",), report=scaling_report, dpi=DPI),
-    Figure(key="lambdaml/faas_iaas", title="FaaS vs IaaS time and cost to a target loss, with the analytical model",
-           sweeps=_specs("faas_iaas"), tables=lambda runs: {"faas_iaas": model_rows(runs["faas_iaas"])},
-           plot=lambda csvs: {"faas_iaas": model_plot(
-               csvs["faas_iaas"], "FaaS vs IaaS: MA-SGD on LR/Higgs to loss 0.66 "
-                                  "(points: simulator; lines: analytical model)")},
-           csvs=("faas_iaas",), report=faas_iaas_report, dpi=DPI),
+    _model_figure("scaling", "worker scaling W=1..150 to a target loss, with the analytical model",
+                  "Worker scaling: MA-SGD on LR/Higgs to loss 0.66 through S3", scaling_report),
+    _model_figure("faas_iaas", "FaaS vs IaaS time and cost to a target loss, with the analytical model",
+                  "FaaS vs IaaS: MA-SGD on LR/Higgs to loss 0.66", faas_iaas_report),
 ]

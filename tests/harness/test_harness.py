@@ -151,3 +151,13 @@ def test_every_registered_figure_redraws_from_its_committed_csvs(key, tmp_path):
         shutil.copy(src, tmp_path / fig.system / src.name)
     pngs = plot_figure(fig, tmp_path)
     assert pngs and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
+
+
+def test_figures_that_share_a_sweep_mean_the_same_sweep():
+    from sls_ray.harness import check_shared_sweeps
+
+    check_shared_sweeps(load_figures())
+    other = Figure(key="toy/other", title="t", sweeps=(SweepSpec("tiny", "quickstart.yaml"),), tables=_tables,
+                   plot=_plot, csvs=("tiny",))
+    with pytest.raises(ConfigError, match="both name sweep 'tiny'"):
+        check_shared_sweeps({"toy/tiny": TOY, "toy/other": other})
