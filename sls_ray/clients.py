@@ -15,8 +15,10 @@ class KVClient:
     def __init__(self, ctx, name: str) -> None:
         self._ctx = ctx
         self.name = name
-        self.item_limit = ctx._item_limits.get(name)
-        self.can_list = ctx._service_kinds.get(name) not in NO_LISTING
+        traits = ctx._traits[name]  # declared by the service (storage/base.py, ServiceTraits)
+        self.item_limit = traits.item_limit_bytes
+        self.can_list = traits.lists
+        self.mget_one_round_trip = traits.mget_one_round_trip
 
     def put(self, key: str, value: Any, charge_bytes: int | None = None) -> None:
         """Store ``value`` (lazy). ``charge_bytes``: the size to transfer, bill and store instead
@@ -71,10 +73,6 @@ class KVClient:
         self._ctx._storage_call(self.name, "wait_keys", (tuple(keys), poll_interval, timeout))
 
 
-#: kinds without key listing (LambdaML lists Memcached by multi-getting candidate keys)
-NO_LISTING = {"memcached"}
-
-
 class RedisClient(KVClient):
     """Redis commands on small inline values (NumPyWren's state store)."""
 
@@ -114,7 +112,7 @@ class SQSClient:
     def __init__(self, ctx, name: str) -> None:
         self._ctx = ctx
         self.name = name
-        self.item_limit = ctx._item_limits.get(name)
+        self.item_limit = ctx._traits[name].item_limit_bytes
 
     def send(self, queue: str, body: Any) -> None:
         handle, size = self._ctx._gw.encode(body)

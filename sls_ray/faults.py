@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import Field
 
 from sls_ray.platform import Strict
-from sls_ray.vtime import RANK_FAULT, to_ns
+from sls_ray.vtime import FID_FAULT, RANK_FAULT, to_ns
 
 
 class KillFunction(Strict):
@@ -21,7 +21,7 @@ class KillFunction(Strict):
     at_s: float = Field(ge=0, description="virtual time of the kill")
 
     def install(self, kernel, index: int) -> None:
-        kernel.schedule(to_ns(self.at_s), RANK_FAULT, -3, index,
+        kernel.schedule(to_ns(self.at_s), RANK_FAULT, FID_FAULT, index,
                         lambda t: kernel.kill(self.fid, t, f"fault #{index}"))
 
 
@@ -42,10 +42,10 @@ class KillFraction(Strict):
             victims = sorted(rng.choice(live, size=n, replace=False).tolist()) if n else []
             times = rng.uniform(self.t0_s, max(self.t0_s, self.t1_s), size=len(victims))
             for fid, at in zip(victims, times):
-                kernel.schedule(max(t, to_ns(float(at))), RANK_FAULT, -3, index,
+                kernel.schedule(max(t, to_ns(float(at))), RANK_FAULT, FID_FAULT, index,
                                 lambda tt, f=fid: kernel.kill(f, tt, f"fault #{index} (kill_fraction)"))
 
-        kernel.schedule(to_ns(self.t0_s), RANK_FAULT, -3, index, choose)
+        kernel.schedule(to_ns(self.t0_s), RANK_FAULT, FID_FAULT, index, choose)
 
 
 class LoseData(Strict):
@@ -55,7 +55,7 @@ class LoseData(Strict):
 
     def install(self, kernel, index: int) -> None:
         svc = kernel.services[self.service]
-        kernel.schedule(to_ns(self.at_s), RANK_FAULT, -3, index, lambda t: svc.lose_data(t))
+        kernel.schedule(to_ns(self.at_s), RANK_FAULT, FID_FAULT, index, lambda t: svc.lose_data(t))
 
 
 class SlowDown(Strict):
@@ -75,8 +75,8 @@ class SlowDown(Strict):
                 link.slowdown = f
                 kernel.network.reshare_link(t, link)
 
-        kernel.schedule(to_ns(self.t0_s), RANK_FAULT, -3, index, lambda t: set_factor(t, self.factor))
-        kernel.schedule(to_ns(self.t1_s), RANK_FAULT, -3, index, lambda t: set_factor(t, 1.0))
+        kernel.schedule(to_ns(self.t0_s), RANK_FAULT, FID_FAULT, index, lambda t: set_factor(t, self.factor))
+        kernel.schedule(to_ns(self.t1_s), RANK_FAULT, FID_FAULT, index, lambda t: set_factor(t, 1.0))
 
 
 FaultSpec = Annotated[Union[KillFunction, KillFraction, LoseData, SlowDown], Field(discriminator="kind")]

@@ -237,7 +237,7 @@ def collect(cfg: ExperimentConfig, exp: Experiment, profile, kernel: SimKernel, 
                    "peak_concurrency": kernel.invoker.peak_active},
         "failures": failures,
         "storage_requests": {r["service"]: r["requests"] for r in storage_rows},
-        "services": {n: s.report() for n, s in services.items() if hasattr(s, "report")},
+        "services": {n: r for n, s in services.items() if (r := s.report())},
         "notes": [n for n in (s.startup_note() for s in services.values()) if n],
     }
     if kernel.deadlock is not None:
@@ -263,12 +263,12 @@ class StoredObjects:
         self._services = services
 
     def keys(self, service: str, prefix: str = "") -> list[str]:
-        return self._services[service].keys_under(prefix) if service in self._services else []
+        return self._services[service].stored_keys(prefix) if service in self._services else []
 
     def get(self, service: str, key: str, default: Any = None) -> Any:
         svc = self._services.get(service)
-        item = None if svc is None else getattr(svc, "items", {}).get(key)
-        return default if item is None else decode_stored(item[0])
+        handle = None if svc is None else svc.stored_handle(key)
+        return default if handle is None else decode_stored(handle)
 
 
 def _alive_rows(kernel: SimKernel) -> list[tuple]:

@@ -19,7 +19,7 @@ from pydantic import Field
 from sls_ray.storage.base import (
     Done, Fail, Outcome, Park, Request, Service, ServiceConfig, Ticket, Upload,
 )
-from sls_ray.vtime import RANK_TIMER, to_ns
+from sls_ray.vtime import FID_QUEUE, RANK_TIMER, to_ns
 
 
 class SQSConfig(ServiceConfig):
@@ -99,7 +99,7 @@ class SQS(Service):
         msg.visible_at = t_ns + visibility_ns
         q.leased[msg.id] = msg
         heapq.heappush(q.ready, (msg.visible_at, msg.id, msg.receipt))
-        self.env.schedule(msg.visible_at, RANK_TIMER, -2, msg.id,
+        self.env.schedule(msg.visible_at, RANK_TIMER, FID_QUEUE, msg.id,
                           lambda t, qq=q, m=msg, r=msg.receipt: self._expire(qq, m, r, t))
         return {"id": msg.id, "body": msg.body, "receipt": msg.receipt, "receive_count": msg.receive_count}
 
@@ -167,6 +167,9 @@ class SQS(Service):
     def cancel(self, ticket: Ticket, t_ns: int | None = None) -> None:
         ticket.closed = True
 
+    def item_limit_bytes(self) -> int | None:
+        return self.config.message_limit_bytes
+
     def _by_receipt(self, queue: str, receipt: int) -> Message | None:
         msg = self._q(queue).by_receipt.get(abs(receipt))
         return msg if msg is not None and not msg.deleted and msg.receipt == abs(receipt) else None
@@ -199,7 +202,7 @@ class SQS(Service):
             q = self._q(queue)
             msg.visible_at = t + to_ns(timeout)
             heapq.heappush(q.ready, (msg.visible_at, msg.id, msg.receipt))
-            self.env.schedule(msg.visible_at, RANK_TIMER, -2, msg.id,
+            self.env.schedule(msg.visible_at, RANK_TIMER, FID_QUEUE, msg.id,
                               lambda tt, m=msg, r=msg.receipt, v=msg.visible_at: self._expire_at(q, m, r, v, tt))
             return True
 
