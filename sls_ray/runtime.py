@@ -65,10 +65,11 @@ def build(cfg: ExperimentConfig, experiment: Experiment | None = None) -> tuple[
     if experiment is None:
         exp_cls = experiment_class(cfg.experiment)
         params = resolve_params(cfg, exp_cls.Params)
-        exp = exp_cls(params, profile)
+        exp = exp_cls.create(params, profile, cfg.seed)
     else:
         exp = experiment
         exp.profile = profile
+        exp.seed = cfg.seed
     for name in exp.required_services():
         if name not in profile.services:
             raise ConfigError(f"experiment '{cfg.experiment}' needs a storage service named '{name}', "

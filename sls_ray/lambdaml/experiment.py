@@ -19,13 +19,10 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from sls_ray.api import pyplot
-from sls_ray.errors import ConfigError
-from sls_ray.experiment import Experiment
+from sls_ray.api import ConfigError, Experiment, Strict, pyplot
 from sls_ray.lambdaml import datasets as ds
 from sls_ray.lambdaml import models as m
 from sls_ray.lambdaml.job import CNN, LINEAR, executor, parameter_server, shard_key, trigger, load_dataset
-from sls_ray.platform import Strict
 
 N_FEATURES = {"higgs": ds.HIGGS_FEATURES, "rcv1": ds.RCV1_FEATURES, "cifar10": int(np.prod(ds.CIFAR_SHAPE)),
               "yfcc100m": ds.YFCC_FEATURES, "breast_cancer": 30}
