@@ -6,6 +6,7 @@ sent, as a real SDK would fail the call at once.
 """
 from __future__ import annotations
 
+import builtins
 from typing import Any, Iterable
 
 from sls_ray.errors import ItemTooLarge
@@ -66,7 +67,8 @@ class KVClient:
         value = self._ctx._storage_call(self.name, "get_wait", (key, poll_interval, timeout))
         return self._ctx._received(value, f"{self.name}:{key}")
 
-    def wait_count(self, prefix: str, n: int, poll_interval: float = 0.1, timeout: float | None = None) -> list[str]:
+    def wait_count(self, prefix: str, n: int, poll_interval: float = 0.1,
+                   timeout: float | None = None) -> builtins.list[str]:  # `list` here is the method above
         return self._ctx._storage_call(self.name, "wait_count", (prefix, poll_interval, timeout, n))
 
     def wait_keys(self, keys: Iterable[str], poll_interval: float = 0.1, timeout: float | None = None) -> None:

@@ -52,7 +52,7 @@ class Experiment(ABC):
         so a subclass may use it there (to generate its inputs) without taking a new argument."""
         exp = cls.__new__(cls)
         exp.seed = seed
-        exp.__init__(params, profile)
+        cls.__init__(exp, params, profile)
         return exp
 
     # -- what runs

@@ -71,6 +71,7 @@ class AllReduceExperiment(Experiment):
     name = "allreduce"
     description = "storage-mediated all-reduce of numpy gradients (LambdaML's pattern)"
     Params = AllReduceParams
+    params: AllReduceParams
 
     def handlers(self):
         return {"trigger": trigger, "worker": worker}

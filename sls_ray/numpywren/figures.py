@@ -9,7 +9,7 @@ SVD, QR and GEMM at 64 blocks.
 """
 from __future__ import annotations
 
-from functools import cache
+import functools
 from typing import Mapping
 
 import numpy as np
@@ -46,7 +46,7 @@ def _one(run: SweepRun) -> dict:
 ORDER = ["svd", "qr", "gemm", "cholesky"]
 
 
-@cache  # sizing the pipeline walks 350K-task DAGs: once per process
+@functools.cache  # sizing the pipeline walks 350K-task DAGs: once per process
 def systems_variants() -> list[tuple[str, str, SweepSpec]]:
     """(row, variant label, sweep): the source default (pipeline width 1), then the widest
     pipeline that fits the 3008 MB executor (job.widest_pipeline; at most the source's 5) if wider."""
@@ -407,8 +407,8 @@ PIPELINE_SWEEP = SweepSpec("pipeline", "numpywren/pipeline.yaml",
 
 def pipeline_tables(runs: Runs) -> dict[str, pd.DataFrame]:
     run = runs[PIPELINE_SWEEP.name]
-    df = pd.DataFrame([{"pipeline_width": int(r["params.pipeline_width"]), "cache_blocks": int(r["params.cache_blocks"]),
-                        "gflops_per_s": s["gflops_per_s"], "completion_s": s["completion_s"], "core_s": s["core_s"],
+    df = pd.DataFrame([{"pipeline_width": int(r["params.pipeline_width"]),
+                        "cache_blocks": int(r["params.cache_blocks"]), "gflops_per_s": s["gflops_per_s"], "completion_s": s["completion_s"], "core_s": s["core_s"],
                         "cache_hits": s["cache_hits"], "network_read_bytes": s["network_read_bytes"],
                         "correct": s["correct"]}
                        for (_, r), s in zip(run.table.iterrows(), run.summaries)])

@@ -17,8 +17,8 @@ with getattr/hasattr: a new service overrides what differs from the defaults her
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol
 
 from pydantic import Field
@@ -116,7 +116,8 @@ class Ticket:
 class ServiceEnv(Protocol):
     """What the kernel lends a service: scheduling events and resuming parked requests."""
 
-    def schedule(self, t_ns: int, rank: int, fid: int, seq: int, fn: Callable[[int], None], passive: bool = False) -> None: ...
+    def schedule(self, t_ns: int, rank: int, fid: int, seq: int, fn: Callable[[int], None],
+                 passive: bool = False) -> None: ...
 
     def resume(self, ticket: Ticket, t_ns: int, outcome: Outcome) -> None: ...
 

@@ -11,14 +11,24 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from functools import partial
 from typing import Any, ClassVar
 
 from pydantic import Field
 
 from sls_ray.storage.base import (
-    Done, Fail, Outcome, Park, Request, Service, ServiceConfig, Ticket, Throttle, Upload,
+    Done,
+    Fail,
+    Outcome,
+    Park,
+    Request,
+    Service,
+    ServiceConfig,
+    Throttle,
+    Ticket,
+    Upload,
 )
-from sls_ray.vtime import INF_NS, RANK_ARRIVE, RANK_TIMER, to_ns
+from sls_ray.vtime import INF_NS, RANK_ARRIVE, to_ns
 
 
 class KVConfig(ServiceConfig):
@@ -31,6 +41,7 @@ class KVStore(Service):
     """Generic key-value semantics; subclasses add limits, rates and prices."""
 
     Config: ClassVar[type[KVConfig]] = KVConfig
+    config: KVConfig
     #: request classes for billing, by method
     billing_class: ClassVar[dict[str, str]] = {
         "put": "PUT", "get": "GET", "delete": "DELETE", "exists": "GET", "list": "LIST", "mget": "GET",
@@ -229,7 +240,7 @@ class KVStore(Service):
             self._prefix_watch.setdefault(target[0], {})[id(ticket)] = ticket
         if ticket.deadline_ns < INF_NS:
             self.env.schedule(ticket.deadline_ns, RANK_ARRIVE, req.fid, req.seq,
-                              lambda t, tk=ticket: self._timeout(tk, t))
+                              partial(self._timeout, ticket))
         return Park(ticket)
 
     def _satisfied(self, ticket: Ticket) -> bool:
@@ -258,7 +269,7 @@ class KVStore(Service):
                 continue
             ticket.data["check_at"] = check
             self.env.schedule(check, RANK_ARRIVE, ticket.fid, ticket.seq,
-                              lambda t, tk=ticket, kk=k: self._check(tk, t, kk))
+                              partial(self._check, ticket, k=k))
 
     def _check(self, ticket: Ticket, t_ns: int, k: int) -> None:
         if ticket.closed or ticket.data["check_at"] != t_ns:

@@ -11,13 +11,22 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
 
 from sls_ray.storage.base import (
-    Done, Fail, Outcome, Park, Request, Service, ServiceConfig, Ticket, Upload,
+    Done,
+    Fail,
+    Outcome,
+    Park,
+    Request,
+    Service,
+    ServiceConfig,
+    Ticket,
+    Upload,
 )
 from sls_ray.vtime import FID_QUEUE, RANK_TIMER, to_ns
 
@@ -56,6 +65,7 @@ class _Queue:
 class SQS(Service):
     kind = "sqs"
     Config: ClassVar[type[SQSConfig]] = SQSConfig
+    config: SQSConfig
 
     def __init__(self, name, config, env) -> None:
         super().__init__(name, config, env)
@@ -100,7 +110,7 @@ class SQS(Service):
         q.leased[msg.id] = msg
         heapq.heappush(q.ready, (msg.visible_at, msg.id, msg.receipt))
         self.env.schedule(msg.visible_at, RANK_TIMER, FID_QUEUE, msg.id,
-                          lambda t, qq=q, m=msg, r=msg.receipt: self._expire(qq, m, r, t))
+                          partial(self._expire, q, msg, msg.receipt))
         return {"id": msg.id, "body": msg.body, "receipt": msg.receipt, "receive_count": msg.receive_count}
 
     def _expire(self, q: _Queue, msg: Message, receipt: int, t_ns: int) -> None:
@@ -156,7 +166,7 @@ class SQS(Service):
         ticket = Ticket(req.fid, req.seq, t_ns, t_ns + to_ns(wait), {"visibility": to_ns(visibility)})
         q.waiters.append(ticket)
         self.env.schedule(ticket.deadline_ns, RANK_TIMER, req.fid, req.seq,
-                          lambda t, tk=ticket: self._wait_over(tk, t))
+                          partial(self._wait_over, ticket))
         return Park(ticket)
 
     def _wait_over(self, ticket: Ticket, t_ns: int) -> None:
@@ -203,7 +213,7 @@ class SQS(Service):
             msg.visible_at = t + to_ns(timeout)
             heapq.heappush(q.ready, (msg.visible_at, msg.id, msg.receipt))
             self.env.schedule(msg.visible_at, RANK_TIMER, FID_QUEUE, msg.id,
-                              lambda tt, m=msg, r=msg.receipt, v=msg.visible_at: self._expire_at(q, m, r, v, tt))
+                              partial(self._expire_at, q, msg, msg.receipt, msg.visible_at))
             return True
 
         return Upload(0, commit)

@@ -10,7 +10,16 @@ from sls_ray import simcall as sc
 from sls_ray.config import load_profile
 from sls_ray.kernel import SimKernel
 from sls_ray.vtime import (
-    FID_FAULT, FID_NETWORK, FID_QUEUE, FID_STREAM, RANK_ARRIVE, RANK_COMMIT, RANK_FAULT, RANK_REPLY, RANK_TIMER, to_ns,
+    FID_FAULT,
+    FID_NETWORK,
+    FID_QUEUE,
+    FID_STREAM,
+    RANK_ARRIVE,
+    RANK_COMMIT,
+    RANK_FAULT,
+    RANK_REPLY,
+    RANK_TIMER,
+    to_ns,
 )
 
 

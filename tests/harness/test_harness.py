@@ -12,7 +12,14 @@ import yaml
 from typer.testing import CliRunner
 
 from sls_ray.api import (
-    FIGURE_MODULES, ConfigError, Figure, SweepSpec, load_figures, plot_figure, run_figure, select_figures,
+    FIGURE_MODULES,
+    ConfigError,
+    Figure,
+    SweepSpec,
+    load_figures,
+    plot_figure,
+    run_figure,
+    select_figures,
 )
 from sls_ray.cli import app
 from sls_ray.harness import config_hash, drop_stale_points
