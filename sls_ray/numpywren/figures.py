@@ -408,7 +408,8 @@ PIPELINE_SWEEP = SweepSpec("pipeline", "numpywren/pipeline.yaml",
 def pipeline_tables(runs: Runs) -> dict[str, pd.DataFrame]:
     run = runs[PIPELINE_SWEEP.name]
     df = pd.DataFrame([{"pipeline_width": int(r["params.pipeline_width"]),
-                        "cache_blocks": int(r["params.cache_blocks"]), "gflops_per_s": s["gflops_per_s"], "completion_s": s["completion_s"], "core_s": s["core_s"],
+                        "cache_blocks": int(r["params.cache_blocks"]), "gflops_per_s": s["gflops_per_s"],
+                        "completion_s": s["completion_s"], "core_s": s["core_s"],
                         "cache_hits": s["cache_hits"], "network_read_bytes": s["network_read_bytes"],
                         "correct": s["correct"]}
                        for (_, r), s in zip(run.table.iterrows(), run.summaries)])
