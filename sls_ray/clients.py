@@ -100,14 +100,16 @@ class RedisClient(KVClient):
         return self._ctx._storage_call(self.name, "transaction", (tuple(tuple(o) for o in ops),), 16 * len(ops))
 
 
-class Message:
+class ReceivedMessage:
+    """A received SQS message: its body, and the receipt that deletes it or extends its lease."""
+
     __slots__ = ("id", "body", "receipt", "receive_count")
 
     def __init__(self, id: int, body: Any, receipt: int, receive_count: int) -> None:
         self.id, self.body, self.receipt, self.receive_count = id, body, receipt, receive_count
 
     def __repr__(self) -> str:
-        return f"Message(id={self.id}, receipt={self.receipt}, receive_count={self.receive_count})"
+        return f"ReceivedMessage(id={self.id}, receipt={self.receipt}, receive_count={self.receive_count})"
 
 
 class SQSClient:
@@ -129,11 +131,11 @@ class SQSClient:
             raise ItemTooLarge(f"{self.name}: message of {size} bytes is above the {self.item_limit}-byte limit")
         return self._ctx._start_async(self.name, "send", (queue,), size, handle, what=f"{self.name}:{queue}")
 
-    def receive(self, queue: str, visibility_timeout: float = 30.0, wait: float = 0.0) -> Message | None:
+    def receive(self, queue: str, visibility_timeout: float = 30.0, wait: float = 0.0) -> ReceivedMessage | None:
         out = self._ctx._storage_call(self.name, "receive", (queue, visibility_timeout, wait))
         if out is None:
             return None
-        return Message(out["id"], self._ctx._gw.decode(out["body"]), out["receipt"], out["receive_count"])
+        return ReceivedMessage(out["id"], self._ctx._gw.decode(out["body"]), out["receipt"], out["receive_count"])
 
     def delete_message(self, queue: str, receipt: int) -> None:
         self._ctx._storage_call(self.name, "delete_message", (queue, receipt), lazy=True)

@@ -43,7 +43,10 @@ class SQSConfig(ServiceConfig):
 
 
 @dataclass(slots=True)
-class Message:
+class QueuedMessage:
+    """A message as the queue holds it (its body is an opaque handle; clients.ReceivedMessage
+    is what a receiving function gets)."""
+
     id: int
     body: Any
     size: int
@@ -55,11 +58,11 @@ class Message:
 
 class _Queue:
     def __init__(self) -> None:
-        self.messages: dict[int, Message] = {}
+        self.messages: dict[int, QueuedMessage] = {}
         self.ready: list[tuple[int, int, int]] = []  # (visible_at, id, receipt) candidates
         self.waiters: list[Ticket] = []
-        self.leased: dict[int, Message] = {}  # received and not deleted (lease running or expired)
-        self.by_receipt: dict[int, Message] = {}  # latest receipt of each undeleted message
+        self.leased: dict[int, QueuedMessage] = {}  # received and not deleted (lease running or expired)
+        self.by_receipt: dict[int, QueuedMessage] = {}  # latest receipt of each undeleted message
 
 
 class SQS(Service):
@@ -79,7 +82,7 @@ class SQS(Service):
     def _bill(self, op: str, nbytes: int = 0) -> None:
         self.usage.count(op, max(1, math.ceil(nbytes / 65536)))
 
-    def _visible(self, q: _Queue, t_ns: int) -> Message | None:
+    def _visible(self, q: _Queue, t_ns: int) -> QueuedMessage | None:
         while q.ready:
             vis, mid, receipt = q.ready[0]
             msg = q.messages.get(mid)
@@ -91,7 +94,7 @@ class SQS(Service):
             return msg
         return None
 
-    def _deliver(self, q: _Queue, msg: Message, t_ns: int, visibility_ns: int) -> dict:
+    def _deliver(self, q: _Queue, msg: QueuedMessage, t_ns: int, visibility_ns: int) -> dict:
         heapq.heappop(q.ready)
         self._next_receipt += 1
         msg.receive_count += 1
@@ -113,7 +116,7 @@ class SQS(Service):
                           partial(self._expire, q, msg, msg.receipt))
         return {"id": msg.id, "body": msg.body, "receipt": msg.receipt, "receive_count": msg.receive_count}
 
-    def _expire(self, q: _Queue, msg: Message, receipt: int, t_ns: int) -> None:
+    def _expire(self, q: _Queue, msg: QueuedMessage, receipt: int, t_ns: int) -> None:
         if not msg.deleted and msg.receipt == receipt:
             self._serve_waiters(q, t_ns)
 
@@ -141,7 +144,7 @@ class SQS(Service):
         def commit(t: int) -> int:
             q = self._q(queue)
             self._next_id += 1
-            msg = Message(self._next_id, req.handle, req.size, t)
+            msg = QueuedMessage(self._next_id, req.handle, req.size, t)
             q.messages[msg.id] = msg
             heapq.heappush(q.ready, (t, msg.id, 0))
             self._serve_waiters(q, t)
@@ -180,7 +183,7 @@ class SQS(Service):
     def item_limit_bytes(self) -> int | None:
         return self.config.message_limit_bytes
 
-    def _by_receipt(self, queue: str, receipt: int) -> Message | None:
+    def _by_receipt(self, queue: str, receipt: int) -> QueuedMessage | None:
         msg = self._q(queue).by_receipt.get(abs(receipt))
         return msg if msg is not None and not msg.deleted and msg.receipt == abs(receipt) else None
 
@@ -218,7 +221,7 @@ class SQS(Service):
 
         return Upload(0, commit)
 
-    def _expire_at(self, q: _Queue, msg: Message, receipt: int, visible_at: int, t_ns: int) -> None:
+    def _expire_at(self, q: _Queue, msg: QueuedMessage, receipt: int, visible_at: int, t_ns: int) -> None:
         if not msg.deleted and msg.receipt == receipt and msg.visible_at == visible_at:
             self._serve_waiters(q, t_ns)
 
