@@ -16,18 +16,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from sls_ray.storage.base import (
-    Done,
-    Fail,
-    Outcome,
-    Park,
-    Request,
-    Service,
-    ServiceConfig,
-    Throttle,
-    Ticket,
-    Upload,
-)
+from sls_ray.storage.base import Done, Fail, Outcome, Park, Request, Service, ServiceConfig, Throttle, Ticket, Upload
 from sls_ray.vtime import INF_NS, RANK_ARRIVE, to_ns
 
 

@@ -17,17 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from sls_ray.storage.base import (
-    Done,
-    Fail,
-    Outcome,
-    Park,
-    Request,
-    Service,
-    ServiceConfig,
-    Ticket,
-    Upload,
-)
+from sls_ray.storage.base import Done, Fail, Outcome, Park, Request, Service, ServiceConfig, Ticket, Upload
 from sls_ray.vtime import FID_QUEUE, RANK_TIMER, to_ns
 
 
