@@ -90,3 +90,26 @@ def test_a_compute_is_answered_at_the_function_clock_plus_its_duration():
     k.step()
     (fid, reply), = hooks.delivered
     assert fid == cmd.fid and reply.t_ns == cmd.start_ns + to_ns(2.0)
+
+
+def test_a_killed_function_cancels_its_parked_wait_and_is_billed_to_its_death():
+    """Death at t: the parked storage wait is cancelled through the service contract (no answer
+    ever reaches the dead function), and the record ends at t with FunctionKilled."""
+    k, hooks = kernel()
+    k.invoke_entry("waiter", None, 0)
+    k.step()
+    (cmd,) = hooks.started
+    t_kill = cmd.start_ns + to_ns(3.0)
+    k.schedule(t_kill, RANK_FAULT, FID_FAULT, 0, lambda t: k.kill(cmd.fid, t))  # the fault plan
+    parked = []
+    k.schedule(t_kill - 1, RANK_TIMER, FID_FAULT, 1, lambda t: parked.extend(k.functions[cmd.fid].tickets))
+    k.submit(cmd.fid, cmd.start_ns, [sc.Op(sc.STORAGE, service="s3", method="wait", args=("never", 0.1, None))])
+    assert k.step() == "wait", "the function's thread must still learn of its death and exit"
+    (svc, ticket), = parked
+    rec = k.functions[cmd.fid]
+    assert ticket.closed and rec.tickets == []
+    assert rec.dead_ns == t_kill and rec.dead_reason[0] == "FunctionKilled"
+    ((fid, reply),) = hooks.delivered
+    assert fid == cmd.fid and reply.error[0] == "FunctionKilled", "the wait is answered by the death, not a value"
+    polls = svc.usage.requests.get("GET", 0)
+    assert polls >= 3 / (0.1 + svc.config.latency_s), "the polls a literal loop sent until its death are billed"

@@ -30,3 +30,11 @@ def test_the_seed_is_set_before_init_runs():
     exp = Seeded.create(None, None, seed=42)
     assert seen == [42] and exp.seed == 42
     assert Seeded(None, None).seed == 0, "built directly (tests), the seed is the default"
+
+
+def test_a_grid_over_seed_sweeps_the_run_seed_not_a_parameter():
+    from sls_ray.sweep import grid_key, parse_grid
+
+    assert parse_grid(["seed=1,2"]) == {"seed": [1, 2]}
+    assert parse_grid(["workers=1,2"]) == {"params.workers": [1, 2]}
+    assert grid_key("platform") == "platform" and grid_key("params.seed") == "params.seed"
