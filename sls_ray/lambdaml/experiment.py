@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from sls_ray.api import ConfigError, Experiment, Strict, pyplot
+from sls_ray.api import ConfigError, Experiment, Strict
 from sls_ray.lambdaml import datasets as ds
 from sls_ray.lambdaml import models as m
 from sls_ray.lambdaml.job import CNN, LINEAR, executor, parameter_server, shard_key, trigger, load_dataset
@@ -287,6 +287,8 @@ class LambdaMLExperiment(Experiment):
     # ------------------------------------------------------------ figures
     @classmethod
     def plot(cls, result_dir: Path) -> list[Path]:
+        from sls_ray.api import pyplot  # the Agg backend is chosen there, once
+
         plt = pyplot()
 
         path = Path(result_dir) / "epochs.csv"
@@ -314,6 +316,8 @@ class LambdaMLExperiment(Experiment):
 
     @classmethod
     def plot_sweep(cls, sweep_dir: Path, sweep: pd.DataFrame) -> list[Path]:
+        from sls_ray.api import pyplot  # the Agg backend is chosen there, once
+
         plt = pyplot()
 
         ok = sweep[sweep["status"] == "ok"]

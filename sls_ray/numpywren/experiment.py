@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from sls_ray.api import Experiment, Sized, Strict, pyplot
+from sls_ray.api import Experiment, Sized, Strict
 from sls_ray.numpywren import runtime
 from sls_ray.numpywren.baselines import VCPUS_PER_CORE, ClusterParams, run_mpi, single_machine
 from sls_ray.numpywren.job import JobSpec, block_bytes, compare
@@ -224,6 +224,8 @@ class NumPyWrenExperiment(Experiment):
         result_dir = Path(result_dir)
         if not (result_dir / "timeline.csv").exists():
             return []
+        from sls_ray.api import pyplot  # the Agg backend is chosen there, once
+
         plt = pyplot()
 
         tl = pd.read_csv(result_dir / "timeline.csv")
@@ -247,6 +249,8 @@ class NumPyWrenExperiment(Experiment):
 
     @classmethod
     def plot_sweep(cls, sweep_dir: Path, sweep: pd.DataFrame) -> list[Path]:
+        from sls_ray.api import pyplot  # the Agg backend is chosen there, once
+
         plt = pyplot()
 
         varying = [c for c in sweep.columns if c.startswith("params.") and sweep[c].nunique() > 1

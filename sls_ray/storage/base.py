@@ -40,6 +40,7 @@ class ServiceConfig(Strict):
     latency_s: float = Field(0.02, ge=0, description="request latency (first byte), paid half each way")
     poll_interval_s: float = Field(0.1, ge=0, description="default interval of client polling loops")
     price_per_gb_month: float = Field(0.0, ge=0, description="storage price, USD per GB-month, pro-rated")
+    max_retries: int = Field(3, ge=0, description="client SDK retries of a throttled request before Throttled")
 
 
 # ---------------------------------------------------------------- outcomes
@@ -230,7 +231,7 @@ class Service:
 
     def client_retries(self) -> int:
         """How many times the client SDK retries a throttled request before it fails (Throttled)."""
-        return 3
+        return self.config.max_retries
 
     def lists(self) -> bool:
         """Whether ``list(prefix)`` works (a LIST or SCAN); collectives poll by LIST only where it does."""

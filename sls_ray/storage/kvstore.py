@@ -23,7 +23,6 @@ from sls_ray.vtime import INF_NS, RANK_ARRIVE, to_ns
 class KVConfig(ServiceConfig):
     item_limit_bytes: int | None = Field(None, description="largest value; None = no limit")
     list_page_keys: int | None = Field(1000, description="keys per LIST page (each page billed); None = no listing")
-    max_retries: int = Field(3, ge=0, description="client SDK retries of a throttled request")
 
 
 class KVStore(Service):
@@ -196,9 +195,6 @@ class KVStore(Service):
 
     def lists(self) -> bool:
         return self.config.list_page_keys is not None
-
-    def client_retries(self) -> int:
-        return self.config.max_retries
 
     def stored_keys(self, prefix: str = "") -> list[str]:
         return self.keys_under(prefix)

@@ -27,10 +27,8 @@ class VMConfig(NodeConfig):
     node_price_per_hour: float = Field(0.096, ge=0, description="m5.large on-demand USD/h [src]")
     billing_min_s: float = Field(60.0, ge=0, description="per-second billing, 60 s minimum [doc]")
     list_page_keys: int | None = Field(1000, description="key listing on the VM's own store")
-    # a VM service may also size itself to the job (None), which a node store may not
-    nodes: int | None = Field(1, ge=1,  # type: ignore[assignment]
-                              description="instances billed (processes go round-robin over them); "
-                                          "None = one instance per process started, a cluster sized by the job")
+    nodes: int | None = Field(1, ge=1, description="instances billed (processes go round-robin over them); "
+                              "None = one instance per process started, a cluster sized by the job")
 
 
 class VM(NodeStore, ProcessHost):
