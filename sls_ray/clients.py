@@ -6,6 +6,7 @@ sent, as a real SDK would fail the call at once.
 """
 from __future__ import annotations
 
+import builtins
 from typing import Any, Iterable
 
 from sls_ray.errors import ItemTooLarge
@@ -15,8 +16,10 @@ class KVClient:
     def __init__(self, ctx, name: str) -> None:
         self._ctx = ctx
         self.name = name
-        self.item_limit = ctx._item_limits.get(name)
-        self.can_list = ctx._service_kinds.get(name) not in NO_LISTING
+        traits = ctx._traits[name]  # declared by the service (storage/base.py, ServiceTraits)
+        self.item_limit = traits.item_limit_bytes
+        self.can_list = traits.lists
+        self.mget_one_round_trip = traits.mget_one_round_trip
 
     def put(self, key: str, value: Any, charge_bytes: int | None = None) -> None:
         """Store ``value`` (lazy). ``charge_bytes``: the size to transfer, bill and store instead
@@ -64,15 +67,12 @@ class KVClient:
         value = self._ctx._storage_call(self.name, "get_wait", (key, poll_interval, timeout))
         return self._ctx._received(value, f"{self.name}:{key}")
 
-    def wait_count(self, prefix: str, n: int, poll_interval: float = 0.1, timeout: float | None = None) -> list[str]:
+    def wait_count(self, prefix: str, n: int, poll_interval: float = 0.1,
+                   timeout: float | None = None) -> builtins.list[str]:  # `list` here is the method above
         return self._ctx._storage_call(self.name, "wait_count", (prefix, poll_interval, timeout, n))
 
     def wait_keys(self, keys: Iterable[str], poll_interval: float = 0.1, timeout: float | None = None) -> None:
         self._ctx._storage_call(self.name, "wait_keys", (tuple(keys), poll_interval, timeout))
-
-
-#: kinds without key listing (LambdaML lists Memcached by multi-getting candidate keys)
-NO_LISTING = {"memcached"}
 
 
 class RedisClient(KVClient):
@@ -100,21 +100,23 @@ class RedisClient(KVClient):
         return self._ctx._storage_call(self.name, "transaction", (tuple(tuple(o) for o in ops),), 16 * len(ops))
 
 
-class Message:
+class ReceivedMessage:
+    """A received SQS message: its body, and the receipt that deletes it or extends its lease."""
+
     __slots__ = ("id", "body", "receipt", "receive_count")
 
     def __init__(self, id: int, body: Any, receipt: int, receive_count: int) -> None:
         self.id, self.body, self.receipt, self.receive_count = id, body, receipt, receive_count
 
     def __repr__(self) -> str:
-        return f"Message(id={self.id}, receipt={self.receipt}, receive_count={self.receive_count})"
+        return f"ReceivedMessage(id={self.id}, receipt={self.receipt}, receive_count={self.receive_count})"
 
 
 class SQSClient:
     def __init__(self, ctx, name: str) -> None:
         self._ctx = ctx
         self.name = name
-        self.item_limit = ctx._item_limits.get(name)
+        self.item_limit = ctx._traits[name].item_limit_bytes
 
     def send(self, queue: str, body: Any) -> None:
         handle, size = self._ctx._gw.encode(body)
@@ -129,11 +131,11 @@ class SQSClient:
             raise ItemTooLarge(f"{self.name}: message of {size} bytes is above the {self.item_limit}-byte limit")
         return self._ctx._start_async(self.name, "send", (queue,), size, handle, what=f"{self.name}:{queue}")
 
-    def receive(self, queue: str, visibility_timeout: float = 30.0, wait: float = 0.0) -> Message | None:
+    def receive(self, queue: str, visibility_timeout: float = 30.0, wait: float = 0.0) -> ReceivedMessage | None:
         out = self._ctx._storage_call(self.name, "receive", (queue, visibility_timeout, wait))
         if out is None:
             return None
-        return Message(out["id"], self._ctx._gw.decode(out["body"]), out["receipt"], out["receive_count"])
+        return ReceivedMessage(out["id"], self._ctx._gw.decode(out["body"]), out["receipt"], out["receive_count"])
 
     def delete_message(self, queue: str, receipt: int) -> None:
         self._ctx._storage_call(self.name, "delete_message", (queue, receipt), lazy=True)

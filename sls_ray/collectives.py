@@ -86,8 +86,9 @@ class ArrayChannel:
             self.client.wait_keys(keys, self.poll_interval, self.timeout)
 
     def get_many(self, keys: list[str]) -> list[Any]:
-        """Memcached answers a multi-get in one round trip; others load key by key."""
-        if not self.client.can_list:
+        """One multi-get where the service answers it in one round trip (Memcached); key by key
+        elsewhere, where a multi-get would cost a request per key anyway and serialise them."""
+        if self.client.mget_one_round_trip:
             found = self.client.mget(keys)
             return [found[k] for k in keys]
         return [self.client.get(k) for k in keys]

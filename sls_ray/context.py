@@ -22,6 +22,7 @@ import numpy as np
 from sls_ray import simcall as sc
 from sls_ray.errors import FunctionEnded, ItemTooLarge, MemoryLimitExceeded, error_from_name
 from sls_ray.payload import nbytes_of
+from sls_ray.storage.base import ServiceTraits
 from sls_ray.vtime import NS_PER_S, to_ns, to_s
 
 
@@ -111,7 +112,7 @@ class MemoryLedger:
 
 class FunctionContext:
     def __init__(self, gateway: Gateway, cmd: sc.StartCommand, services: dict[str, str],
-                 item_limits: dict[str, int | None]) -> None:
+                 traits: dict[str, ServiceTraits]) -> None:
         self._gw = gateway
         self.fid = cmd.fid
         self.handler = cmd.handler
@@ -125,7 +126,7 @@ class FunctionContext:
         self._flops_per_ns = cmd.extra["flops_per_s"] / NS_PER_S
         self._bytes_per_ns = cmd.extra["mem_bytes_per_s"] / NS_PER_S
         self._service_kinds = services
-        self._item_limits = item_limits
+        self._traits = traits  # what the SDK knows of each service: item limit, listing, multi-get
         self._clients: dict[str, Any] = {}
         self._next_future = 0
         self.rng = np.random.default_rng([cmd.seed, cmd.invocation, cmd.attempt, 0xF00D])
@@ -290,7 +291,8 @@ class FunctionContext:
             if charge_bytes < 0:
                 raise ValueError(f"{service}: charge_bytes for key '{key}' must be >= 0, got {charge_bytes}")
             size = int(charge_bytes)
-        limit = self._item_limits.get(service)
+        traits = self._traits.get(service)
+        limit = None if traits is None else traits.item_limit_bytes
         if limit is not None and size > limit:
             raise ItemTooLarge(f"{service}: value for key '{key}' is {size} bytes, above the item limit of "
                                f"{limit} bytes")

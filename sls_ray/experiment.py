@@ -38,10 +38,22 @@ class Experiment(ABC):
     name: ClassVar[str] = "experiment"
     description: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]]
+    #: the run's seed (the config's top-level ``seed``), already set when ``__init__`` runs in a
+    #: run (``create``): derive data and random streams from it instead of a ``params.seed``
+    seed: int = 0
 
     def __init__(self, params: BaseModel, profile) -> None:
         self.params = params
         self.profile = profile
+
+    @classmethod
+    def create(cls, params: BaseModel, profile, seed: int) -> "Experiment":
+        """The experiment of a run with this seed; ``self.seed`` is set before ``__init__`` runs,
+        so a subclass may use it there (to generate its inputs) without taking a new argument."""
+        exp = cls.__new__(cls)
+        exp.seed = seed
+        cls.__init__(exp, params, profile)
+        return exp
 
     # -- what runs
     @abstractmethod

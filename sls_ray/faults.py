@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import ConfigDict, Field, model_validator
 
 from sls_ray.platform import Strict
-from sls_ray.vtime import RANK_FAULT, to_ns
+from sls_ray.vtime import FID_FAULT, RANK_FAULT, to_ns
 
 
 class _Fault(Strict):
@@ -38,7 +38,7 @@ class KillFunction(_Fault):
     at_s: float = Field(ge=0, description="virtual time of the kill")
 
     def install(self, kernel, index: int) -> None:
-        kernel.schedule(to_ns(self.at_s), RANK_FAULT, -3, index,
+        kernel.schedule(to_ns(self.at_s), RANK_FAULT, FID_FAULT, index,
                         lambda t: kernel.kill(self.fid, t, f"fault #{index}"))
 
 
@@ -59,10 +59,10 @@ class KillFraction(_Window):
             victims = sorted(rng.choice(live, size=n, replace=False).tolist()) if n else []
             times = rng.uniform(self.t0_s, max(self.t0_s, self.t1_s), size=len(victims))
             for fid, at in zip(victims, times):
-                kernel.schedule(max(t, to_ns(float(at))), RANK_FAULT, -3, index,
+                kernel.schedule(max(t, to_ns(float(at))), RANK_FAULT, FID_FAULT, index,
                                 lambda tt, f=fid: kernel.kill(f, tt, f"fault #{index} (kill_fraction)"))
 
-        kernel.schedule(to_ns(self.t0_s), RANK_FAULT, -3, index, choose)
+        kernel.schedule(to_ns(self.t0_s), RANK_FAULT, FID_FAULT, index, choose)
 
 
 class LoseData(_Fault):
@@ -72,7 +72,7 @@ class LoseData(_Fault):
 
     def install(self, kernel, index: int) -> None:
         svc = kernel.services[self.service]
-        kernel.schedule(to_ns(self.at_s), RANK_FAULT, -3, index, lambda t: svc.lose_data(t))
+        kernel.schedule(to_ns(self.at_s), RANK_FAULT, FID_FAULT, index, lambda t: svc.lose_data(t))
 
 
 class SlowDown(_Window):
@@ -92,8 +92,8 @@ class SlowDown(_Window):
                 link.slowdown = f
                 kernel.network.reshare_link(t, link)
 
-        kernel.schedule(to_ns(self.t0_s), RANK_FAULT, -3, index, lambda t: set_factor(t, self.factor))
-        kernel.schedule(to_ns(self.t1_s), RANK_FAULT, -3, index, lambda t: set_factor(t, 1.0))
+        kernel.schedule(to_ns(self.t0_s), RANK_FAULT, FID_FAULT, index, lambda t: set_factor(t, self.factor))
+        kernel.schedule(to_ns(self.t1_s), RANK_FAULT, FID_FAULT, index, lambda t: set_factor(t, 1.0))
 
 
 FaultSpec = Annotated[Union[KillFunction, KillFraction, LoseData, SlowDown], Field(discriminator="kind")]

@@ -68,11 +68,11 @@ class MeteredNumpy:
 
     def qr(self, a: np.ndarray, mode: str = "reduced"):
         self._charge(qr(*_2d(a)) * (2.0 if mode != "r" else 1.0))
-        return np.linalg.qr(a, mode=mode)
+        return np.linalg.qr(a, mode=mode)  # type: ignore[call-overload]  # mode is chosen at run time
 
     def svd(self, a: np.ndarray, compute_uv: bool = True):
         self._charge(svd(*_2d(a)) if compute_uv else 4.0 * max(_2d(a)) * min(_2d(a)) ** 2)
-        return np.linalg.svd(a, full_matrices=False, compute_uv=compute_uv)
+        return np.linalg.svd(a, full_matrices=False, compute_uv=compute_uv)  # type: ignore[call-overload]
 
     def solve(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self._charge(lu_solve(a.shape[0], _2d(b)[1]))

@@ -20,6 +20,7 @@ from sls_ray import simcall as sc
 from sls_ray.errors import PLATFORM_ERRORS, FunctionEnded
 from sls_ray.network import Flow, Link
 from sls_ray.platform import MiB
+from sls_ray.storage.base import ProcessHost
 from sls_ray.vtime import INF_NS, RANK_ARRIVE, RANK_FAULT, RANK_REPLY, to_ns
 
 if TYPE_CHECKING:
@@ -176,7 +177,8 @@ class FunctionLifecycle:
     def _vcpus(self, rec: FunctionRecord) -> float:
         """A function's vCPU share (memory-proportional); a VM process has its instance's vCPUs."""
         if rec.is_vm:
-            return float(getattr(self.services[rec.vm_service].config, "vcpus", 1.0))
+            host = self.services[rec.vm_service]
+            return host.vcpus() if isinstance(host, ProcessHost) else 1.0
         return self.fprof.vcpus(rec.memory_mb)
 
     def _deadline(self, rec: FunctionRecord, t: int) -> None:
@@ -193,9 +195,7 @@ class FunctionLifecycle:
             self.network.cancel(flow, max(t, self.now_ns))
         rec.flows.clear()
         for svc, ticket in rec.tickets:
-            cancel = getattr(svc, "cancel", None)
-            if cancel is not None:
-                cancel(ticket, t)
+            svc.cancel(ticket, t)
         rec.tickets.clear()
         if rec.state == BLOCKED:
             self._reply_death(rec)
@@ -225,9 +225,7 @@ class FunctionLifecycle:
         for flow in list(rec.flows):
             self.network.cancel(flow, self.now_ns)
         for svc, ticket in rec.tickets:  # async requests still parked when the function returned
-            cancel = getattr(svc, "cancel", None)
-            if cancel is not None:
-                cancel(ticket, t_end)
+            svc.cancel(ticket, t_end)
         rec.tickets.clear()
         if not rec.is_vm:
             self.invoker.release()
@@ -264,7 +262,7 @@ class FunctionLifecycle:
     # ------------------------------------------------------------------ VM processes
     def _start_vm_request(self, rec: FunctionRecord, seq: int, op: sc.Op, t: int) -> None:
         svc = self.services.get(op.service)
-        if svc is None or not hasattr(svc, "vm_nic"):
+        if not isinstance(svc, ProcessHost):
             self._finish_op(rec, t, error=("NotSupported", f"'{op.service}' is not a VM service"))
             return
         self._next_fid += 1

@@ -36,7 +36,7 @@ from sls_ray.platform import PlatformProfile
 from sls_ray.storage import build_services
 from sls_ray.storage.base import Service
 from sls_ray.storage_calls import StorageCalls
-from sls_ray.vtime import INF_NS, RANK_ARRIVE, RANK_COMMIT, to_ns
+from sls_ray.vtime import FID_NETWORK, INF_NS, RANK_ARRIVE, RANK_COMMIT, to_ns
 
 
 class Hooks(Protocol):
@@ -115,7 +115,7 @@ class SimKernel(ChainRunner, StorageCalls, FunctionLifecycle):
             self._progress += 1
 
     def _schedule_flow(self, t_ns: int, flow: Flow, version: int) -> None:
-        self.schedule(t_ns, RANK_COMMIT, -1, flow.id, lambda t: self.network.complete(flow, version, t))
+        self.schedule(t_ns, RANK_COMMIT, FID_NETWORK, flow.id, lambda t: self.network.complete(flow, version, t))
 
     def horizon(self) -> int:
         clocks = self._clocks

@@ -76,7 +76,7 @@ class FlowNetwork:
                 alone = False
         self.active += 1
         if alone:  # fast path: nothing to share with, the tightest link sets the rate
-            caps = [l.effective for l in links if l.capacity is not None]
+            caps = [c for l in links if (c := l.effective) is not None]
             if not caps:
                 self._remove(flow, t_ns)
                 on_done(t_ns)
@@ -95,6 +95,7 @@ class FlowNetwork:
         # drop the callback before calling it: it usually refers back to this flow, and a cycle
         # per transfer would leave every one of them to the garbage collector
         on_done, flow.on_done = flow.on_done, None
+        assert on_done is not None, "a live flow keeps its callback until it completes"
         on_done(t_ns)
 
     def cancel(self, flow: Flow, t_ns: int) -> None:
@@ -146,7 +147,7 @@ class FlowNetwork:
                     f.remaining = 0.0
             f.updated_ns = t_ns
         # progressive filling
-        cap = {l.name: l.effective / 1e9 for l in links}  # bytes per ns
+        cap = {l.name: (l.effective or 0.0) / 1e9 for l in links}  # bytes per ns (component links are bounded)
         unfrozen = {l.name: sum(1 for f in l.flows.values()) for l in links}
         rates: dict[int, float] = {}
         pending = set(f.id for f in flows)

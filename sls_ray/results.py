@@ -52,10 +52,10 @@ def write_csv(path: Path, df: pd.DataFrame) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    atomic_write(path, json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n")
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True, default=jsonable) + "\n")
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
     if hasattr(x, "item"):
         return x.item()
     return str(x)

@@ -66,10 +66,11 @@ def build(cfg: ExperimentConfig, experiment: Experiment | None = None) -> tuple[
     if experiment is None:
         exp_cls = experiment_class(cfg.experiment)
         params = resolve_params(cfg, exp_cls.Params)
-        exp = exp_cls(params, profile)
+        exp = exp_cls.create(params, profile, cfg.seed)
     else:
         exp = experiment
         exp.profile = profile
+        exp.seed = cfg.seed
     for name in exp.required_services():
         if name not in profile.services:
             raise ConfigError(f"experiment '{cfg.experiment}' needs a storage service named '{name}', "
@@ -275,7 +276,7 @@ def collect(cfg: ExperimentConfig, exp: Experiment, profile, kernel: SimKernel, 
                    "peak_concurrency": kernel.invoker.peak_active},
         "failures": failures,
         "storage_requests": {r["service"]: r["requests"] for r in storage_rows},
-        "services": {n: s.report() for n, s in services.items() if hasattr(s, "report")},
+        "services": {n: r for n, s in services.items() if (r := s.report())},
         "notes": [n for n in (s.startup_note() for s in services.values()) if n],
     }
     if kernel.deadlock is not None:
@@ -339,12 +340,12 @@ class StoredObjects:
         self._services = services
 
     def keys(self, service: str, prefix: str = "") -> list[str]:
-        return self._services[service].keys_under(prefix) if service in self._services else []
+        return self._services[service].stored_keys(prefix) if service in self._services else []
 
     def get(self, service: str, key: str, default: Any = None) -> Any:
         svc = self._services.get(service)
-        item = None if svc is None else getattr(svc, "items", {}).get(key)
-        return default if item is None else decode_stored(item[0])
+        handle = None if svc is None else svc.stored_handle(key)
+        return default if handle is None else decode_stored(handle)
 
 
 def _alive_rows(kernel: SimKernel) -> list[tuple]:

@@ -16,7 +16,6 @@ COMPUTE = "compute"   # args: (duration_ns,)
 STORAGE = "storage"   # service + method + args; size = request bytes; handle = value to store
 INVOKE = "invoke"     # args: (handler, sync, memory_mb); size = payload bytes; handle = payload
 LOG = "log"           # args: (kind, fields)
-MEMORY = "memory"     # args: (peak_bytes, label): the working set crossed the limit here
 EXIT = "exit"         # handle = result; args: (error_name, message) or ()
 NOW = "now"           # a no-op that returns the clock (used to flush a chain)
 START_VM = "start_vm" # args: (service, handler); handle = payload

@@ -16,13 +16,22 @@ on; their answers wait under a future id until an AWAIT collects them.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from sls_ray import simcall as sc
 from sls_ray.functions import DONE, FunctionRecord
 from sls_ray.network import Flow
 from sls_ray.storage.base import Done, Fail, Outcome, Park, Request, Service, Throttle, Ticket, Upload
 from sls_ray.vtime import RANK_ARRIVE, RANK_COMMIT
+
+
+class Waiter(NamedTuple):
+    """The kernel's note on a parked request (``Ticket.waiter``): whom to answer, and how."""
+
+    rec: FunctionRecord
+    service: Service
+    request: Request
+    future: int | None  # the async request's id, or None for a blocking one
 
 
 class StorageCalls:
@@ -75,7 +84,7 @@ class StorageCalls:
             finish(rec, ta + back, error=(out.error, out.message))
         elif isinstance(out, Throttle):
             self.counts["throttles"] += 1
-            retries = getattr(svc.config, "max_retries", 3)
+            retries = svc.client_retries()
             if tries >= retries:
                 finish(rec, ta + back, error=("Throttled", f"{svc.kind} '{svc.name}': {out.reason} "
                                               f"after {tries} client retries"))
@@ -85,11 +94,11 @@ class StorageCalls:
                           lambda t2: self._arrive(rec, svc, req, t2, tries + 1, fut))
         elif isinstance(out, Park):
             rec.tickets.append((svc, out.ticket))
-            out.ticket.data["_resume"] = (rec, svc, req, fut)
+            out.ticket.waiter = Waiter(rec, svc, req, fut)
 
     def resume(self, ticket: Ticket, t_ns: int, outcome: Outcome) -> None:
         """A service answers a parked request (ServiceEnv protocol)."""
-        rec, svc, req, fut = ticket.data["_resume"]
+        rec, svc, req, fut = ticket.waiter
         if (svc, ticket) in rec.tickets:
             rec.tickets.remove((svc, ticket))
         if self._gone(rec, t_ns):

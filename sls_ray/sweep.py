@@ -18,7 +18,7 @@ import yaml
 from sls_ray.config import apply_set, load_config, parse_set, read_yaml
 from sls_ray.errors import ConfigError
 from sls_ray.results import (
-    SUMMARY, _jsonable, check_out, flatten_summary, is_finished, read_summary, write_csv, write_json, write_run,
+    SUMMARY, jsonable, check_out, flatten_summary, is_finished, read_summary, write_csv, write_json, write_run,
 )
 
 
@@ -64,8 +64,11 @@ def config_grid(where: str, section: Any) -> dict[str, list[Any]]:
 
 
 def grid_key(key: str) -> str:
-    """Bare names are experiment parameters: ``workers`` means ``params.workers``."""
-    return key if "." in key else f"params.{key}"
+    """Bare names are experiment parameters (``workers`` means ``params.workers``), except the
+    config's own top-level keys: ``--grid seed=0,1,2`` sweeps the run seed."""
+    from sls_ray.config import ExperimentConfig
+
+    return key if "." in key or key in ExperimentConfig.model_fields else f"params.{key}"
 
 
 def expand(raw: dict, grid: dict[str, list[Any]]) -> list[tuple[dict, dict]]:
@@ -98,7 +101,7 @@ def _finished(point_dir: Path, data: dict) -> bool:
     earlier sweep with another grid."""
     if not is_finished(point_dir) or not (point_dir / POINT).exists():
         return False
-    return json.loads((point_dir / POINT).read_text()) == json.loads(json.dumps(data, default=_jsonable))
+    return json.loads((point_dir / POINT).read_text()) == json.loads(json.dumps(data, default=jsonable))
 
 
 def run_sweep(config_path: str, grid_items: list[str], sets: list[str], out: Path,

@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from sls_ray.plotting import pyplot
+
 #: above this many function instances, lanes are shared (and then aggregated per handler)
 LANE_LIMIT = 300
 
@@ -41,16 +43,6 @@ MARKS: dict[str, tuple[str, str, str]] = {
 }
 OTHER_ERROR = ("o", "dimgray", "error")
 RETRY = (">", "teal", "retry started")
-
-
-def pyplot():
-    """matplotlib.pyplot on the headless Agg backend (figures are files, never windows)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 # ---------------------------------------------------------------- reading a run

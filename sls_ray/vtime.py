@@ -18,6 +18,13 @@ RANK_ARRIVE = 2     # a request reaching a server, a poll check
 RANK_REPLY = 3      # a reply reaching a function, a function start
 RANK_TIMER = 4      # housekeeping (visibility timeouts, provisioner ticks)
 
+# Pseudo function ids: the owner of an event no function owns. Function ids are >= 0, so at equal
+# time and rank these run first, in this order; the values are part of the trace (keep them).
+FID_NETWORK = -1    # a flow finishing its transfer (kernel.py)
+FID_QUEUE = -2      # an SQS message's visibility timeout (storage/sqs.py)
+FID_FAULT = -3      # the fault plan (faults.py)
+FID_STREAM = -4     # a request stream's next arrival (storage/requests.py)
+
 
 def to_ns(seconds: float) -> int:
     """Seconds to integer nanoseconds, rounding up so that a positive duration never vanishes."""

@@ -18,7 +18,7 @@ import yaml
 
 from sls_ray.config import apply_set, load_config, load_profile, parse_set, read_yaml
 from sls_ray.errors import ConfigError
-from sls_ray.results import _jsonable, flatten_summary, is_finished, read_summary, write_csv, write_json, write_run
+from sls_ray.results import jsonable, flatten_summary, is_finished, read_summary, write_csv, write_json, write_run
 from sls_ray.sweep import POINT, grid_key, run_sweep
 
 WHATIF = "whatif.csv"
@@ -45,7 +45,7 @@ def run_single(config: str, sets: list[str], out: Path) -> pd.DataFrame:
         raw = apply_set(raw, k, v)
     point = out / "point-000"
     same = (point / POINT).exists() and json.loads((point / POINT).read_text()) == json.loads(
-        json.dumps(raw, default=_jsonable))
+        json.dumps(raw, default=jsonable))
     if not (is_finished(point) and same):
         cfg = load_config(data=raw)
         (point / "summary.json").unlink(missing_ok=True)
@@ -107,7 +107,7 @@ def point_label(row: pd.Series, cols: list[str]) -> str:
 def plot_whatif(out: Path) -> Path:
     """Bars per point, one colour per profile, for makespan and cost; the ratio to the first
     profile is written above each later profile's bar."""
-    from sls_ray.timeline import pyplot
+    from sls_ray.plotting import pyplot
 
     out = Path(out)
     table = pd.read_csv(out / WHATIF)

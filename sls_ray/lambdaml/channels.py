@@ -25,8 +25,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from sls_ray.collectives import ArrayChannel
-from sls_ray.errors import ItemTooLarge, KeyNotFound
+from sls_ray.api import ArrayChannel, ItemTooLarge, KeyNotFound
 
 #: S3 DeleteObjects takes at most this many keys per request
 DELETE_BATCH = 1000

@@ -19,12 +19,10 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from sls_ray.errors import ConfigError
-from sls_ray.experiment import Experiment
+from sls_ray.api import ConfigError, Experiment, Strict
 from sls_ray.lambdaml import datasets as ds
 from sls_ray.lambdaml import models as m
 from sls_ray.lambdaml.job import CNN, LINEAR, executor, parameter_server, shard_key, trigger, load_dataset
-from sls_ray.platform import Strict
 
 N_FEATURES = {"higgs": ds.HIGGS_FEATURES, "rcv1": ds.RCV1_FEATURES, "cifar10": int(np.prod(ds.CIFAR_SHAPE)),
               "yfcc100m": ds.YFCC_FEATURES, "breast_cancer": 30}
@@ -289,10 +287,9 @@ class LambdaMLExperiment(Experiment):
     # ------------------------------------------------------------ figures
     @classmethod
     def plot(cls, result_dir: Path) -> list[Path]:
-        import matplotlib
+        from sls_ray.api import pyplot  # the Agg backend is chosen there, once
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         path = Path(result_dir) / "epochs.csv"
         if not path.exists():
@@ -319,10 +316,9 @@ class LambdaMLExperiment(Experiment):
 
     @classmethod
     def plot_sweep(cls, sweep_dir: Path, sweep: pd.DataFrame) -> list[Path]:
-        import matplotlib
+        from sls_ray.api import pyplot  # the Agg backend is chosen there, once
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         ok = sweep[sweep["status"] == "ok"]
         varied = [c for c in ok.columns if c.startswith("params.") and ok[c].astype(str).nunique() > 1]

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sls_ray.errors import KeyNotFound
+from sls_ray.api import KeyNotFound
 from sls_ray.lambdaml import algorithms as alg
 from sls_ray.lambdaml import datasets as ds
 from sls_ray.lambdaml import models as m

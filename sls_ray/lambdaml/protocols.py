@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from sls_ray.collectives import COLLECTIVES
+from sls_ray.api import COLLECTIVES
 from sls_ray.lambdaml.channels import Channel
 
 Pattern = Literal["allreduce", "scatter_reduce"]

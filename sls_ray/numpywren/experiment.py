@@ -17,13 +17,11 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from sls_ray.experiment import Experiment
+from sls_ray.api import Experiment, Sized, Strict
 from sls_ray.numpywren import runtime
 from sls_ray.numpywren.baselines import VCPUS_PER_CORE, ClusterParams, run_mpi, single_machine
 from sls_ray.numpywren.job import JobSpec, block_bytes, compare
 from sls_ray.numpywren.lambdapack import BlockRef
-from sls_ray.payload import Sized
-from sls_ray.platform import Strict
 
 CORRECT_TOLERANCE = 1e-9  # relative deviation from numpy that still counts as float64 round-off
 
@@ -226,10 +224,9 @@ class NumPyWrenExperiment(Experiment):
         result_dir = Path(result_dir)
         if not (result_dir / "timeline.csv").exists():
             return []
-        import matplotlib
+        from sls_ray.api import pyplot  # the Agg backend is chosen there, once
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         tl = pd.read_csv(result_dir / "timeline.csv")
         fig, ax = plt.subplots(figsize=(8, 4))
@@ -252,10 +249,9 @@ class NumPyWrenExperiment(Experiment):
 
     @classmethod
     def plot_sweep(cls, sweep_dir: Path, sweep: pd.DataFrame) -> list[Path]:
-        import matplotlib
+        from sls_ray.api import pyplot  # the Agg backend is chosen there, once
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         varying = [c for c in sweep.columns if c.startswith("params.") and sweep[c].nunique() > 1
                    and pd.api.types.is_numeric_dtype(sweep[c])]

@@ -11,7 +11,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from sls_ray.storage.base import Done, Fail, Outcome, Request, Throttle
+from sls_ray.storage.base import Done, Outcome, Request, Throttle
 from sls_ray.storage.kvstore import KVConfig, KVStore
 from sls_ray.vtime import NS_PER_S
 
@@ -34,6 +34,7 @@ class DynamoDBConfig(KVConfig):
 class DynamoDB(KVStore):
     kind = "dynamodb"
     Config: ClassVar[type[DynamoDBConfig]] = DynamoDBConfig
+    config: DynamoDBConfig
 
     def __init__(self, name, config, env) -> None:
         super().__init__(name, config, env)

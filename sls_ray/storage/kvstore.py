@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from functools import partial
 from typing import Any, ClassVar
 
 from pydantic import Field
 
-from sls_ray.storage.base import (
-    Done, Fail, Outcome, Park, Request, Service, ServiceConfig, Ticket, Throttle, Upload,
-)
-from sls_ray.vtime import INF_NS, RANK_ARRIVE, RANK_TIMER, to_ns
+from sls_ray.storage.base import Done, Fail, Outcome, Park, Request, Service, ServiceConfig, Throttle, Ticket, Upload
+from sls_ray.vtime import INF_NS, RANK_ARRIVE, to_ns
 
 
 class KVConfig(ServiceConfig):
@@ -30,7 +29,7 @@ class KVStore(Service):
     """Generic key-value semantics; subclasses add limits, rates and prices."""
 
     Config: ClassVar[type[KVConfig]] = KVConfig
-    read_methods = frozenset({"get", "exists", "list", "mget", "wait", "get_wait", "wait_count", "wait_keys"})
+    config: KVConfig
     #: request classes for billing, by method
     billing_class: ClassVar[dict[str, str]] = {
         "put": "PUT", "get": "GET", "delete": "DELETE", "exists": "GET", "list": "LIST", "mget": "GET",
@@ -187,14 +186,24 @@ class KVStore(Service):
         if gate:
             return gate
         found = {k: self.items[k] for k in keys if k in self.items}
-        self.bill("GET", self.mget_requests(len(keys)))
+        self.bill("GET", self.mget_round_trips(len(keys)))
         size = sum(s for _, s in found.values())
         self.usage.bytes_out += size
         return Done(value={k: h for k, (h, _) in found.items()}, nbytes=size)
 
-    def mget_requests(self, n_keys: int) -> int:
-        """How many billed requests a multi-get of n keys costs (Memcached: one)."""
-        return max(1, n_keys)
+    # ------------------------------------------------------------ the service contract (base.py)
+    def item_limit_bytes(self) -> int | None:
+        return self.config.item_limit_bytes
+
+    def lists(self) -> bool:
+        return self.config.list_page_keys is not None
+
+    def stored_keys(self, prefix: str = "") -> list[str]:
+        return self.keys_under(prefix)
+
+    def stored_handle(self, key: str) -> Any | None:
+        item = self.items.get(key)
+        return None if item is None else item[0]
 
     # ------------------------------------------------------------ polling waits
     def _park(self, t_ns: int, req: Request, kind: str, target: Any, poll_class: str) -> Outcome:
@@ -204,7 +213,7 @@ class KVStore(Service):
         period = to_ns(self.config.latency_s * self.latency_factor(t_ns) + interval)
         ticket.data = {"kind": kind, "target": target, "period": max(1, period), "poll_class": poll_class,
                        "check_at": None,
-                       "per_poll": self.mget_requests(len(target)) if kind == "keys" else 1}
+                       "per_poll": self.mget_round_trips(len(target)) if kind == "keys" else 1}
         if self._satisfied(ticket):
             if kind == "prefix" and target[0] not in self._prefix_watch:
                 self._prefix_count.pop(target[0], None)
@@ -218,7 +227,7 @@ class KVStore(Service):
             self._prefix_watch.setdefault(target[0], {})[id(ticket)] = ticket
         if ticket.deadline_ns < INF_NS:
             self.env.schedule(ticket.deadline_ns, RANK_ARRIVE, req.fid, req.seq,
-                              lambda t, tk=ticket: self._timeout(tk, t))
+                              partial(self._timeout, ticket))
         return Park(ticket)
 
     def _satisfied(self, ticket: Ticket) -> bool:
@@ -247,7 +256,7 @@ class KVStore(Service):
                 continue
             ticket.data["check_at"] = check
             self.env.schedule(check, RANK_ARRIVE, ticket.fid, ticket.seq,
-                              lambda t, tk=ticket, kk=k: self._check(tk, t, kk))
+                              partial(self._check, ticket, k=k))
 
     def _check(self, ticket: Ticket, t_ns: int, k: int) -> None:
         if ticket.closed or ticket.data["check_at"] != t_ns:

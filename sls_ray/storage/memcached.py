@@ -23,6 +23,7 @@ class MemcachedConfig(NodeConfig):
 class Memcached(NodeStore):
     kind = "memcached"
     Config: ClassVar[type[MemcachedConfig]] = MemcachedConfig
+    config: MemcachedConfig
 
-    def mget_requests(self, n_keys: int) -> int:
+    def mget_round_trips(self, n_keys: int) -> int:
         return 1  # one multi-get round trip

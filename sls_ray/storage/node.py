@@ -25,6 +25,8 @@ class NodeConfig(KVConfig):
 class NodeStore(KVStore):
     """A key-value store on provisioned nodes."""
 
+    config: NodeConfig
+
     def __init__(self, name, config, env) -> None:
         super().__init__(name, config, env)
         self._link = Link(f"svc:{name}", config.nic_gbs * 1e9)

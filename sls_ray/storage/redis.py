@@ -25,6 +25,7 @@ class RedisConfig(NodeConfig):
 class Redis(NodeStore):
     kind = "redis"
     Config: ClassVar[type[RedisConfig]] = RedisConfig
+    config: RedisConfig
 
     def _value(self, key: str) -> Any:
         item = self.items.get(key)

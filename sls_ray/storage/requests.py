@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import Field
 
 from sls_ray.storage.base import Done, Fail, Outcome, Park, Request, Service, ServiceConfig, Ticket, Upload
-from sls_ray.vtime import NS_PER_S, RANK_TIMER, to_ns
+from sls_ray.vtime import FID_STREAM, NS_PER_S, RANK_TIMER, to_ns
 
 
 class RequestStreamConfig(ServiceConfig):
@@ -89,7 +89,7 @@ class RequestStream(Service):
         nxt = int(self.arrivals[self.head])
         if self._wake_at is None or nxt < self._wake_at:
             self._wake_at = nxt
-            self.env.schedule(max(nxt, t_ns), RANK_TIMER, -4, self.head, self._wake)
+            self.env.schedule(max(nxt, t_ns), RANK_TIMER, FID_STREAM, self.head, self._wake)
 
     def _wake(self, t_ns: int) -> None:
         if self._wake_at is not None and t_ns < self._wake_at:

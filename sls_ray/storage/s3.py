@@ -32,6 +32,7 @@ class S3Config(KVConfig):
 class S3(KVStore):
     kind = "s3"
     Config: ClassVar[type[S3Config]] = S3Config
+    config: S3Config
 
     def __init__(self, name, config, env) -> None:
         super().__init__(name, config, env)

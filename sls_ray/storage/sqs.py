@@ -11,15 +11,14 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
 
-from sls_ray.storage.base import (
-    Done, Fail, Outcome, Park, Request, Service, ServiceConfig, Ticket, Upload,
-)
-from sls_ray.vtime import RANK_TIMER, to_ns
+from sls_ray.storage.base import Done, Fail, Outcome, Park, Request, Service, ServiceConfig, Ticket, Upload
+from sls_ray.vtime import FID_QUEUE, RANK_TIMER, to_ns
 
 
 class SQSConfig(ServiceConfig):
@@ -34,7 +33,10 @@ class SQSConfig(ServiceConfig):
 
 
 @dataclass(slots=True)
-class Message:
+class QueuedMessage:
+    """A message as the queue holds it (its body is an opaque handle; clients.ReceivedMessage
+    is what a receiving function gets)."""
+
     id: int
     body: Any
     size: int
@@ -46,16 +48,17 @@ class Message:
 
 class _Queue:
     def __init__(self) -> None:
-        self.messages: dict[int, Message] = {}
+        self.messages: dict[int, QueuedMessage] = {}
         self.ready: list[tuple[int, int, int]] = []  # (visible_at, id, receipt) candidates
         self.waiters: list[Ticket] = []
-        self.leased: dict[int, Message] = {}  # received and not deleted (lease running or expired)
-        self.by_receipt: dict[int, Message] = {}  # latest receipt of each undeleted message
+        self.leased: dict[int, QueuedMessage] = {}  # received and not deleted (lease running or expired)
+        self.by_receipt: dict[int, QueuedMessage] = {}  # latest receipt of each undeleted message
 
 
 class SQS(Service):
     kind = "sqs"
     Config: ClassVar[type[SQSConfig]] = SQSConfig
+    config: SQSConfig
 
     def __init__(self, name, config, env) -> None:
         super().__init__(name, config, env)
@@ -69,7 +72,7 @@ class SQS(Service):
     def _bill(self, op: str, nbytes: int = 0) -> None:
         self.usage.count(op, max(1, math.ceil(nbytes / 65536)))
 
-    def _visible(self, q: _Queue, t_ns: int) -> Message | None:
+    def _visible(self, q: _Queue, t_ns: int) -> QueuedMessage | None:
         while q.ready:
             vis, mid, receipt = q.ready[0]
             msg = q.messages.get(mid)
@@ -81,7 +84,7 @@ class SQS(Service):
             return msg
         return None
 
-    def _deliver(self, q: _Queue, msg: Message, t_ns: int, visibility_ns: int) -> dict:
+    def _deliver(self, q: _Queue, msg: QueuedMessage, t_ns: int, visibility_ns: int) -> dict:
         heapq.heappop(q.ready)
         self._next_receipt += 1
         msg.receive_count += 1
@@ -99,11 +102,11 @@ class SQS(Service):
         msg.visible_at = t_ns + visibility_ns
         q.leased[msg.id] = msg
         heapq.heappush(q.ready, (msg.visible_at, msg.id, msg.receipt))
-        self.env.schedule(msg.visible_at, RANK_TIMER, -2, msg.id,
-                          lambda t, qq=q, m=msg, r=msg.receipt: self._expire(qq, m, r, t))
+        self.env.schedule(msg.visible_at, RANK_TIMER, FID_QUEUE, msg.id,
+                          partial(self._expire, q, msg, msg.receipt))
         return {"id": msg.id, "body": msg.body, "receipt": msg.receipt, "receive_count": msg.receive_count}
 
-    def _expire(self, q: _Queue, msg: Message, receipt: int, t_ns: int) -> None:
+    def _expire(self, q: _Queue, msg: QueuedMessage, receipt: int, t_ns: int) -> None:
         if not msg.deleted and msg.receipt == receipt:
             self._serve_waiters(q, t_ns)
 
@@ -131,7 +134,7 @@ class SQS(Service):
         def commit(t: int) -> int:
             q = self._q(queue)
             self._next_id += 1
-            msg = Message(self._next_id, req.handle, req.size, t)
+            msg = QueuedMessage(self._next_id, req.handle, req.size, t)
             q.messages[msg.id] = msg
             heapq.heappush(q.ready, (t, msg.id, 0))
             self._serve_waiters(q, t)
@@ -156,7 +159,7 @@ class SQS(Service):
         ticket = Ticket(req.fid, req.seq, t_ns, t_ns + to_ns(wait), {"visibility": to_ns(visibility)})
         q.waiters.append(ticket)
         self.env.schedule(ticket.deadline_ns, RANK_TIMER, req.fid, req.seq,
-                          lambda t, tk=ticket: self._wait_over(tk, t))
+                          partial(self._wait_over, ticket))
         return Park(ticket)
 
     def _wait_over(self, ticket: Ticket, t_ns: int) -> None:
@@ -167,7 +170,10 @@ class SQS(Service):
     def cancel(self, ticket: Ticket, t_ns: int | None = None) -> None:
         ticket.closed = True
 
-    def _by_receipt(self, queue: str, receipt: int) -> Message | None:
+    def item_limit_bytes(self) -> int | None:
+        return self.config.message_limit_bytes
+
+    def _by_receipt(self, queue: str, receipt: int) -> QueuedMessage | None:
         msg = self._q(queue).by_receipt.get(abs(receipt))
         return msg if msg is not None and not msg.deleted and msg.receipt == abs(receipt) else None
 
@@ -199,13 +205,13 @@ class SQS(Service):
             q = self._q(queue)
             msg.visible_at = t + to_ns(timeout)
             heapq.heappush(q.ready, (msg.visible_at, msg.id, msg.receipt))
-            self.env.schedule(msg.visible_at, RANK_TIMER, -2, msg.id,
-                              lambda tt, m=msg, r=msg.receipt, v=msg.visible_at: self._expire_at(q, m, r, v, tt))
+            self.env.schedule(msg.visible_at, RANK_TIMER, FID_QUEUE, msg.id,
+                              partial(self._expire_at, q, msg, msg.receipt, msg.visible_at))
             return True
 
         return Upload(0, commit)
 
-    def _expire_at(self, q: _Queue, msg: Message, receipt: int, visible_at: int, t_ns: int) -> None:
+    def _expire_at(self, q: _Queue, msg: QueuedMessage, receipt: int, visible_at: int, t_ns: int) -> None:
         if not msg.deleted and msg.receipt == receipt and msg.visible_at == visible_at:
             self._serve_waiters(q, t_ns)
 

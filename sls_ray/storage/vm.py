@@ -12,6 +12,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from sls_ray.network import Link
+from sls_ray.storage.base import ProcessHost
 from sls_ray.storage.node import NodeConfig, NodeStore
 
 
@@ -30,9 +31,10 @@ class VMConfig(NodeConfig):
                               "None = one instance per process started, a cluster sized by the job")
 
 
-class VM(NodeStore):
+class VM(NodeStore, ProcessHost):
     kind = "vm"
     Config: ClassVar[type[VMConfig]] = VMConfig
+    config: VMConfig
 
     def __init__(self, name, config, env) -> None:
         super().__init__(name, config, env)
@@ -53,3 +55,6 @@ class VM(NodeStore):
 
     def flops_per_s(self) -> float:
         return self.config.vcpus * self.config.gflops_per_vcpu * 1e9
+
+    def vcpus(self) -> float:
+        return float(self.config.vcpus)

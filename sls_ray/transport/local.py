@@ -23,6 +23,7 @@ from sls_ray import simcall as sc
 from sls_ray.context import FunctionContext
 from sls_ray.errors import FunctionEnded, MemoryLimitExceeded, NotSupported
 from sls_ray.payload import decode, encode
+from sls_ray.storage.base import ServiceTraits, service_traits
 
 
 _gc_lock = threading.Lock()
@@ -132,7 +133,7 @@ class LocalTransport:
         self._permits = permits or _cores()
         self._queue: deque[_Slot] = deque()  # answered, waiting for a permit
         self.service_kinds: dict[str, str] = {}
-        self.item_limits: dict[str, int | None] = {}
+        self.item_limits: dict[str, ServiceTraits] = {}  # name -> traits (item limit, listing, mget)
         self.progress: Callable[[Any], None] | None = None
         self.failure: BaseException | None = None  # a kernel error met in a function thread
 
@@ -244,9 +245,6 @@ class LocalTransport:
         return kernel, self.run(kernel)
 
 
-def service_tables(kernel) -> tuple[dict[str, str], dict[str, int | None]]:
-    """What a function's context must know of the services: their kinds and item limits."""
-    kinds = {n: s.kind for n, s in kernel.services.items()}
-    limits = {n: getattr(s.config, "item_limit_bytes", None) or getattr(s.config, "message_limit_bytes", None)
-              for n, s in kernel.services.items()}
-    return kinds, limits
+def service_tables(kernel) -> tuple[dict[str, str], dict[str, ServiceTraits]]:
+    """What a function's context must know of the services: their kinds and declared traits."""
+    return {n: s.kind for n, s in kernel.services.items()}, service_traits(kernel.services)
