@@ -18,7 +18,7 @@ import yaml
 
 from sls_ray.config import apply_set, load_config, load_profile, parse_set, read_yaml
 from sls_ray.errors import ConfigError
-from sls_ray.results import jsonable, flatten_summary, is_finished, read_summary, write_csv, write_json, write_run
+from sls_ray.results import flatten_summary, is_finished, jsonable, read_summary, write_csv, write_json, write_run
 from sls_ray.sweep import POINT, grid_key, run_sweep
 
 WHATIF = "whatif.csv"
@@ -48,9 +48,7 @@ def run_single(config: str, sets: list[str], out: Path) -> pd.DataFrame:
         json.dumps(raw, default=jsonable))
     if not (is_finished(point) and same):
         cfg = load_config(data=raw)
-        (point / "summary.json").unlink(missing_ok=True)
-        write_json(point / POINT, raw)
-        write_run(point, simulate(cfg))
+        write_run(point, simulate(cfg), extra={POINT: raw})  # the directory is replaced whole
     resolved = yaml.safe_load((point / "config.yaml").read_text())
     row = flatten_summary(read_summary(point), resolved["params"])
     row["point"] = point.name
