@@ -1,0 +1,93 @@
+"""Cirrus's smart S3 iterator (Cirrus §4, "data loading"): prefetch objects, buffer minibatches.
+
+A worker reads its training objects from S3 in a random order per pass (LR) or in sequence
+(MF). With prefetching on, the next object's GET starts in the background as soon as the
+buffer of ready minibatches drops below ``refill_below`` (Cirrus: about 200) and there is room
+for a whole object's minibatches, so compute waits on S3 only when bandwidth runs out. Every
+buffered minibatch counts against the function's memory (``ctx.memory.hold``) until it is
+consumed, and a landing object is checked on top of the buffer, so a buffer too large for the
+function's size fails with ``MemoryLimitExceeded`` as the sandbox would. Without prefetching
+(PyWren-style, or the ablation) the worker fetches an object only when it has nothing left.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+
+import numpy as np
+
+from sls_ray.cirrus.data import SparseRows
+
+
+class S3Iterator:
+    def __init__(self, ctx, service: str, keys: list[str], minibatch_rows: int, *, object_rows: int,
+                 row_bytes: int, order: str = "random", seed: tuple = (0,), prefetch: bool = True,
+                 refill_below: int = 200, buffer_minibatches: int | None = None) -> None:
+        if not keys:
+            raise ValueError("S3Iterator: no objects to read")
+        if order not in ("random", "sequential"):
+            raise ValueError(f"S3Iterator order={order!r}; allowed: random, sequential")
+        self.ctx, self.s3 = ctx, ctx.storage(service)
+        self.keys, self.mb_rows, self.order = list(keys), int(minibatch_rows), order
+        self.prefetch, self.refill_below = prefetch, int(refill_below)
+        per_object = -(-object_rows // self.mb_rows)
+        self.capacity = buffer_minibatches if buffer_minibatches is not None else self.refill_below + per_object
+        if self.capacity < per_object:
+            raise ValueError(f"S3Iterator: buffer of {self.capacity} minibatches cannot take one object "
+                             f"({per_object} minibatches of {self.mb_rows} rows)")
+        self.per_object = per_object
+        self.mb_bytes = self.mb_rows * row_bytes
+        self.rng = np.random.default_rng([*seed, 0x5E])
+        self.queue: deque[tuple[SparseRows, contextlib.ExitStack]] = deque()
+        self.plan: list[str] = []
+        self.pending = None
+        self.fetches = 0
+        self.stall_s = 0.0
+        self.buffered_bytes = 0
+        self.peak_buffered_bytes = 0
+
+    @property
+    def capacity_bytes(self) -> int:
+        return self.capacity * self.mb_bytes
+
+    def _next_key(self) -> str:
+        if not self.plan:
+            self.plan = list(self.keys)
+            if self.order == "random":
+                self.rng.shuffle(self.plan)
+        return self.plan.pop(0)
+
+    def _start(self) -> None:
+        self.pending = self.s3.get_async(self._next_key())
+        self.fetches += 1
+
+    def _land(self) -> None:
+        """Wait for the object in flight (no wait if it already arrived) and slice it into the buffer."""
+        t0 = self.ctx.clock
+        obj: SparseRows = self.pending.result()
+        self.stall_s += max(0.0, self.ctx.clock - t0)
+        self.pending = None
+        self.ctx.memory.transient(obj.nbytes, "S3 object being sliced into minibatches")
+        for lo in range(0, len(obj), self.mb_rows):
+            mb = obj.rows(lo, min(lo + self.mb_rows, len(obj)))
+            stack = contextlib.ExitStack()
+            stack.enter_context(self.ctx.memory.hold(mb.nbytes, "minibatch buffer"))
+            self.buffered_bytes += mb.nbytes
+            self.queue.append((mb, stack))
+        self.peak_buffered_bytes = max(self.peak_buffered_bytes, self.buffered_bytes)
+
+    def _room(self) -> bool:
+        return len(self.queue) + self.per_object <= self.capacity
+
+    def next(self) -> SparseRows:
+        """The next minibatch; starts a prefetch when the buffer runs low."""
+        if not self.queue:
+            if self.pending is None:
+                self._start()
+            self._land()
+        mb, stack = self.queue.popleft()
+        stack.close()
+        self.buffered_bytes -= mb.nbytes
+        if self.prefetch and self.pending is None and len(self.queue) < self.refill_below and self._room():
+            self._start()
+        return mb
