@@ -119,7 +119,7 @@ def resolved(params: CirrusParams) -> dict:
         pre["staleness"] = None
     elif params.asynchronous is False or params.staleness is not None:
         pre["staleness"] = params.staleness if params.staleness is not None else (pre["staleness"] or 0)
-    lr_defaults = {"lr": (0.1 if params.opt_method == "adagrad" else 0.5), "mf": 0.02}
+    lr_defaults = {"lr": (0.1 if params.opt_method == "adagrad" else 0.5), "mf": 0.05}
     pre["learning_rate"] = params.learning_rate or lr_defaults[params.workload]
     mb_default = {"lr": 2000 if params.system == "spark" else 20, "mf": 1000}
     pre["minibatch_size"] = params.minibatch_size or mb_default[params.workload]

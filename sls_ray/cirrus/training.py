@@ -103,12 +103,16 @@ def mf_step(layout: MFLayout, mb: SparseRows, w_t: np.ndarray, lr: float) -> tup
     mu = w[-1]
     pred = mu + bu[ui] + bi[ii] + np.einsum("ij,ij->i", P[ui], Q[ii])
     e = mb.y - pred
-    dP = np.zeros_like(P)
-    dQ = np.zeros_like(Q)
-    np.add.at(dP, ui, e[:, None] * Q[ii] - MF_REG * P[ui])
-    np.add.at(dQ, ii, e[:, None] * P[ui] - MF_REG * Q[ii])
-    dbu = np.bincount(ui, weights=e - MF_REG * bu[ui], minlength=nu)
-    dbi = np.bincount(ii, weights=e - MF_REG * bi[ii], minlength=ni)
+    # each entity's gradient is averaged over its ratings in the minibatch, so a popular item
+    # takes one step per minibatch (as per-rating SGD would move it on average), not a hundred
+    cu = np.bincount(ui, minlength=nu).astype(np.float64)
+    ci = np.bincount(ii, minlength=ni).astype(np.float64)
+    gP = e[:, None] * Q[ii] - MF_REG * P[ui]
+    gQ = e[:, None] * P[ui] - MF_REG * Q[ii]
+    dP = np.stack([np.bincount(ui, weights=gP[:, j], minlength=nu) for j in range(k)], axis=1) / cu[:, None]
+    dQ = np.stack([np.bincount(ii, weights=gQ[:, j], minlength=ni) for j in range(k)], axis=1) / ci[:, None]
+    dbu = np.bincount(ui, weights=e - MF_REG * bu[ui], minlength=nu) / cu
+    dbi = np.bincount(ii, weights=e - MF_REG * bi[ii], minlength=ni) / ci
     delta = lr * np.concatenate([dP.ravel(), dQ.ravel(), dbu, dbi, [0.0]])
     return idx, delta
 

@@ -80,7 +80,7 @@ class CollaborativeFiltering(Task):
 
     workload = "mf"
 
-    def __init__(self, n_workers: int = 10, n_ps: int = 1, worker_size: int = 128, learning_rate: float = 0.02,
+    def __init__(self, n_workers: int = 10, n_ps: int = 1, worker_size: int = 128, learning_rate: float = 0.05,
                  minibatch_size: int = 1000, users: int = 20_000, items: int = 2_000, ratings: int = 600_000,
                  factors: int = d.MF_FACTORS, timeout: float = 60.0, **knobs: Any) -> None:
         super().__init__(n_workers=n_workers, n_ps=n_ps, worker_size=worker_size, learning_rate=learning_rate,

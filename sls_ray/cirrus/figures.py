@@ -1,0 +1,306 @@
+"""Cirrus's reproducible figures (``sls-ray reproduce cirrus/<name>``, ``cirrus --all``).
+
+The paper's claims are from ../shared/papers/cirrus.md ([seed]): 3.75x faster time-to-accuracy
+than the best VM-specialised framework (figure 1), about 100x faster than PyWren (figure 2);
+figures 3-6 carry qualitative claims (convergence, linear scaling, each specialisation helps,
+early stopping saves cost), drawn as such. Points run under ``runs/cirrus/<spec>/`` (not
+committed, resumable); one long-format CSV and one PNG per figure in ``results/cirrus/``.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from sls_ray.api import Figure, SweepRun, SweepSpec, overlay_paper, pyplot
+
+DPI = 110
+PAPER_VS_VMS = 3.75     # [seed] time-to-accuracy, best VM framework / Cirrus
+PAPER_VS_PYWREN = 100.0  # [seed] about 100x
+SYSTEM_ORDER = ["cirrus", "bosen", "tensorflow", "spark", "pywren"]
+
+Runs = Mapping[str, SweepRun]
+Tables = Mapping[str, pd.DataFrame]
+
+
+def time_to(curve: pd.DataFrame, target: float) -> float:
+    """First training time the curve reaches `target` (linear between evaluations); NaN if never."""
+    c = curve.sort_values("elapsed_s")
+    t, v = c["elapsed_s"].to_numpy(float), c["value"].to_numpy(float)
+    hit = np.flatnonzero(v <= target)
+    if hit.size == 0:
+        return float("nan")
+    i = int(hit[0])
+    if i == 0 or v[i - 1] == v[i]:
+        return float(t[i])
+    return float(t[i - 1] + (t[i] - t[i - 1]) * (v[i - 1] - target) / (v[i - 1] - v[i]))
+
+
+def _curves(runs: Runs, *names: str) -> pd.DataFrame:
+    return pd.concat([runs[n].point_table("curve.csv") for n in names], ignore_index=True)
+
+
+def _costs(runs: Runs, name: str, key: str) -> dict:
+    return {s["cirrus"][key]: s["cost_usd"]["total"] for s in runs[name].summaries}
+
+
+# -- 1: sparse LR, Cirrus vs the VM baselines
+def lr_systems_tables(runs: Runs) -> dict[str, pd.DataFrame]:
+    c = _curves(runs, "lr_systems")
+    cost = _costs(runs, "lr_systems", "system")
+    c["run_cost_usd"] = c["system"].map(cost)
+    return {"lr_systems": c[["system", "n_workers", "minibatch_size", "learning_rate", "opt_method", "staleness",
+                             "clock", "sparse", "elapsed_s", "value", "updates", "run_cost_usd"]]}
+
+
+def tta_table(c: pd.DataFrame) -> tuple[float, dict[str, float]]:
+    """The target every system reaches (the worst of their best losses) and each one's time to it."""
+    target = float(c.groupby("system")["value"].min().max())
+    return target, {s: time_to(g, target) for s, g in c.groupby("system")}
+
+
+def lr_systems_plot(t: Tables) -> dict:
+    plt = pyplot()
+    c = t["lr_systems"]
+    target, tta = tta_table(c)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for s in [x for x in SYSTEM_ORDER if x in set(c["system"])]:
+        g = c[c["system"] == s].sort_values("elapsed_s")
+        ax.plot(g["elapsed_s"], g["value"], label=f"{s} (reaches {target:.3f} at {tta[s]:.1f} s)")
+    ax.axhline(target, color="grey", lw=0.8, ls=":")
+    best = min(v for k, v in tta.items() if k != "cirrus")
+    ratio = best / tta["cirrus"]
+    ax.set_title(f"Sparse LR (Criteo-shaped): best VM baseline / Cirrus = {ratio:.2f}x (paper {PAPER_VS_VMS}x)",
+                 fontsize=9)
+    overlay_paper(ax, [tta["cirrus"] * PAPER_VS_VMS], [target], label=f"paper: best VM baseline at {PAPER_VS_VMS}x")
+    ax.set_xlabel("training time (virtual s)")
+    ax.set_ylabel("test log-loss")
+    ax.legend(fontsize=7)
+    return {"lr_systems": fig}
+
+
+def lr_systems_report(t: Tables) -> str:
+    target, tta = tta_table(t["lr_systems"])
+    best = min((v, k) for k, v in tta.items() if k != "cirrus")
+    lines = [f"target loss {target:.4f} (the worst system's best)"]
+    lines += [f"  {s:<11} {tta[s]:7.2f} s" for s in SYSTEM_ORDER if s in tta]
+    lines.append(f"best VM baseline ({best[1]}) / Cirrus = {best[0] / tta['cirrus']:.2f}x (paper {PAPER_VS_VMS}x)")
+    return "\n".join(lines)
+
+
+# -- 2: Cirrus vs PyWren
+def pywren_tables(runs: Runs) -> dict[str, pd.DataFrame]:
+    c = _curves(runs, "lr_systems", "pywren")
+    c = c[c["system"].isin(["cirrus", "pywren"])]
+    return {"pywren": c[["system", "n_workers", "minibatch_size", "learning_rate", "elapsed_s", "value", "updates"]]}
+
+
+def pywren_ratio(c: pd.DataFrame) -> tuple[float, float, float]:
+    target = float(c[c["system"] == "pywren"]["value"].min())
+    tp = time_to(c[c["system"] == "pywren"], target)
+    tc = time_to(c[c["system"] == "cirrus"], target)
+    return target, tc, tp
+
+
+def pywren_plot(t: Tables) -> dict:
+    plt = pyplot()
+    c = t["pywren"]
+    target, tc, tp = pywren_ratio(c)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for s in ["cirrus", "pywren"]:
+        g = c[c["system"] == s].sort_values("elapsed_s")
+        ax.plot(g["elapsed_s"], g["value"], label=s)
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.axhline(target, color="grey", lw=0.8, ls=":")
+    overlay_paper(ax, [tc * PAPER_VS_PYWREN], [target], label=f"paper: PyWren at ~{PAPER_VS_PYWREN:g}x")
+    ax.set_title(f"Cirrus vs PyWren-style: loss {target:.3f} at {tc:.2f} s vs {tp:.0f} s = {tp / tc:.0f}x "
+                 f"(paper ~{PAPER_VS_PYWREN:g}x)", fontsize=9)
+    ax.set_xlabel("training time (virtual s, symlog)")
+    ax.set_ylabel("test log-loss")
+    ax.legend(fontsize=8)
+    return {"pywren": fig}
+
+
+def pywren_report(t: Tables) -> str:
+    target, tc, tp = pywren_ratio(t["pywren"])
+    return f"PyWren's best loss {target:.4f}: Cirrus {tc:.2f} s, PyWren {tp:.1f} s = {tp / tc:.0f}x (paper ~100x)"
+
+
+# -- 3: collaborative filtering
+def mf_tables(runs: Runs) -> dict[str, pd.DataFrame]:
+    c = _curves(runs, "mf")
+    c["item_mean_rmse"] = runs["mf"].summaries[0]["item_mean_rmse"]
+    return {"mf": c[["system", "n_workers", "minibatch_size", "learning_rate", "elapsed_s", "value", "updates",
+                     "item_mean_rmse"]]}
+
+
+def mf_plot(t: Tables) -> dict:
+    plt = pyplot()
+    c = t["mf"].sort_values("elapsed_s")
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    ax.plot(c["elapsed_s"], c["value"], label="Cirrus MF (10 workers)")
+    ax.axhline(c["item_mean_rmse"].iloc[0], color="grey", ls="--", label="item-mean baseline")
+    ax.set_title("Collaborative filtering (Netflix-shaped): test RMSE vs time\n"
+                 "paper: RMSE falls below the baseline within the first minute (qualitative)", fontsize=9)
+    ax.set_xlabel("training time (virtual s)")
+    ax.set_ylabel("test RMSE")
+    ax.legend(fontsize=8)
+    return {"mf": fig}
+
+
+def mf_report(t: Tables) -> str:
+    c = t["mf"].sort_values("elapsed_s")
+    return (f"RMSE {c['value'].iloc[0]:.4f} -> {c['value'].iloc[-1]:.4f} in {c['elapsed_s'].iloc[-1]:.0f} s; "
+            f"item-mean baseline {c['item_mean_rmse'].iloc[0]:.4f}")
+
+
+# -- 4: scalability
+def scaling_tables(runs: Runs) -> dict[str, pd.DataFrame]:
+    g = runs["scaling"].point_table("generations.csv")
+    rows = []
+    for s in runs["scaling"].summaries:
+        w = s["cirrus"]["n_workers"]
+        gw = g[g["n_workers"] == w]
+        elapsed = s["train_elapsed_s"]
+        rows += [{"n_workers": w, "metric": "s3_MBps", "value": gw["s3_bytes"].sum() / 1e6 / elapsed},
+                 {"n_workers": w, "metric": "rows_per_s", "value": gw["rows"].sum() / elapsed},
+                 {"n_workers": w, "metric": "ps_updates_per_s", "value": s["updates_per_s"]}]
+    return {"scaling": pd.DataFrame(rows).sort_values(["metric", "n_workers"])}
+
+
+def scaling_plot(t: Tables) -> dict:
+    plt = pyplot()
+    d = t["scaling"]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    titles = {"s3_MBps": "(a) S3 read MB/s (iterator)", "rows_per_s": "(b) training rows/s",
+              "ps_updates_per_s": "(c) PS updates/s"}
+    for ax, (m, title) in zip(axes, titles.items()):
+        g = d[d["metric"] == m].sort_values("n_workers")
+        ax.plot(g["n_workers"], g["value"], marker="o", label="ours")
+        base = g["value"].iloc[0] / g["n_workers"].iloc[0]
+        ax.plot(g["n_workers"], base * g["n_workers"], ls=":", color="grey", label="linear (paper: near-linear)")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("workers")
+        ax.legend(fontsize=7)
+    return {"scaling": fig}
+
+
+def scaling_report(t: Tables) -> str:
+    d = t["scaling"].pivot(index="n_workers", columns="metric", values="value")
+    return d.round(1).to_string()
+
+
+# -- 5: specialisation ablation
+ABLATION = {"ablation_full": "Cirrus", "ablation_nosparse": "no sparse pulls",
+            "ablation_noprefetch": "no prefetching", "ablation_sync": "no asynchrony (BSP)"}
+
+
+def ablation_tables(runs: Runs) -> dict[str, pd.DataFrame]:
+    frames = []
+    for name, label in ABLATION.items():
+        c = runs[name].point_table("curve.csv")
+        s = runs[name].summaries[0]
+        c["variant"] = label
+        c["updates_per_s"] = s["updates_per_s"]
+        frames.append(c)
+    c = pd.concat(frames, ignore_index=True)
+    return {"ablation": c[["variant", "sparse", "prefetch", "asynchronous", "n_workers", "elapsed_s", "value",
+                           "updates", "updates_per_s"]]}
+
+
+def ablation_plot(t: Tables) -> dict:
+    plt = pyplot()
+    c = t["ablation"]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ups = []
+    for label in ABLATION.values():
+        g = c[c["variant"] == label].sort_values("elapsed_s")
+        a1.plot(g["elapsed_s"], g["value"], label=label)
+        ups.append(float(g["updates_per_s"].iloc[0]))
+    a1.set_xlabel("training time (virtual s)")
+    a1.set_ylabel("test log-loss")
+    a1.legend(fontsize=7)
+    a1.set_title("convergence (paper: each specialisation helps)", fontsize=9)
+    a2.bar(range(len(ups)), ups)
+    a2.set_xticks(range(len(ups)), list(ABLATION.values()), rotation=15, fontsize=7)
+    a2.set_ylabel("PS updates/s")
+    a2.set_title("model updates per second", fontsize=9)
+    return {"ablation": fig}
+
+
+def ablation_report(t: Tables) -> str:
+    c = t["ablation"]
+    last = c.sort_values("elapsed_s").groupby("variant").tail(1).set_index("variant")
+    return last[["value", "updates", "updates_per_s"]].round(4).to_string()
+
+
+# -- 6: grid search
+def grid_tables(runs: Runs) -> dict[str, pd.DataFrame]:
+    frames = []
+    for s, d in zip(runs["grid"].summaries, runs["grid"].dirs):
+        c = pd.read_csv(d / "curve.csv")
+        c["early_stop"] = bool(s["cirrus"].get("early_stop", False))
+        c["sweep_cost_usd"] = s["cost_usd"]["total"]
+        frames.append(c)
+    c = pd.concat(frames, ignore_index=True)
+    return {"grid": c[["early_stop", "config", "learning_rate", "minibatch_size", "early_stopped", "elapsed_s",
+                       "value", "cost_usd", "sweep_cost_usd"]]}
+
+
+def grid_plot(t: Tables) -> dict:
+    plt = pyplot()
+    c = t["grid"]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    for ax, es in zip(axes[:2], [False, True]):
+        g = c[c["early_stop"] == es]
+        for cfg, gg in g.groupby("config"):
+            gg = gg.sort_values("elapsed_s")
+            ax.plot(gg["elapsed_s"], gg["value"], ls="--" if gg["early_stopped"].any() else "-",
+                    label=f"lr={gg['learning_rate'].iloc[0]:g}, mb={int(gg['minibatch_size'].iloc[0])}")
+        ax.set_title("with median-rule early stopping (dashed: stopped)" if es else "all configurations to the end",
+                     fontsize=9)
+        ax.set_xlabel("training time (virtual s)")
+        ax.set_ylabel("test log-loss")
+        ax.legend(fontsize=6)
+    costs = c.groupby("early_stop")["sweep_cost_usd"].first()
+    axes[2].bar(["no early stop", "early stop"], [costs.get(False, np.nan), costs.get(True, np.nan)])
+    axes[2].set_ylabel("sweep cost (USD)")
+    axes[2].set_title("paper: stopping bad configurations saves cost", fontsize=9)
+    return {"grid": fig}
+
+
+def grid_report(t: Tables) -> str:
+    c = t["grid"]
+    costs = c.groupby("early_stop")["sweep_cost_usd"].first()
+    last = c[c["early_stop"]].sort_values("elapsed_s").groupby("config").tail(1).sort_values("value")
+    return (f"sweep cost: {costs.get(False, np.nan):.4f} USD without early stopping, "
+            f"{costs.get(True, np.nan):.4f} USD with it\ntop configurations (early-stop run):\n"
+            + last[["config", "learning_rate", "minibatch_size", "value", "early_stopped"]].head(3).to_string(index=False))
+
+
+def _spec(name: str, config: str, *sets: str) -> SweepSpec:
+    return SweepSpec(name=name, config=config, sets=tuple(sets), serial=True)
+
+
+LR = _spec("lr_systems", "cirrus/lr_systems.yaml")
+FIGURES = [
+    Figure("cirrus/lr_systems", "Sparse LR: Cirrus vs Bosen, TensorFlow, Spark (time-to-accuracy)", (LR,),
+           lr_systems_tables, lr_systems_plot, ("lr_systems",), lr_systems_report, DPI),
+    Figure("cirrus/pywren", "Cirrus vs PyWren-style training", (LR, _spec("pywren", "cirrus/pywren.yaml")),
+           pywren_tables, pywren_plot, ("pywren",), pywren_report, DPI),
+    Figure("cirrus/ablation", "The benefits of ML specialisation", (
+        _spec("ablation_full", "cirrus/ablation.yaml"),
+        _spec("ablation_nosparse", "cirrus/ablation.yaml", "params.sparse=false"),
+        _spec("ablation_noprefetch", "cirrus/ablation.yaml", "params.prefetch=false"),
+        _spec("ablation_sync", "cirrus/ablation.yaml", "params.asynchronous=false")),
+        ablation_tables, ablation_plot, ("ablation",), ablation_report, DPI),
+    Figure("cirrus/scaling", "Scalability: S3 throughput, compute throughput, PS updates/s vs workers",
+           (_spec("scaling", "cirrus/scaling.yaml"),), scaling_tables, scaling_plot, ("scaling",), scaling_report, DPI),
+    Figure("cirrus/mf", "Collaborative filtering: RMSE vs time", (_spec("mf", "cirrus/mf.yaml"),),
+           mf_tables, mf_plot, ("mf",), mf_report, DPI),
+    Figure("cirrus/grid", "Grid search with early stopping: curves and cost", (_spec("grid", "cirrus/grid.yaml"),),
+           grid_tables, grid_plot, ("grid",), grid_report, DPI),
+]
