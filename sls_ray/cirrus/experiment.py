@@ -86,6 +86,8 @@ class CirrusParams(Strict):
     staleness: int | None = Field(None, ge=0, description="SSP bound when not asynchronous (preset if None)")
     clock: int | None = Field(None, ge=1, description="minibatches per PS sync (Bosen's client cache)")
     step_overhead_s: float | None = Field(None, ge=0, description="framework overhead per step [est]")
+    trace_steps: bool = Field(False, description="log every gradient a worker sends (tests: what a kill loses)")
+    keep_model: bool = Field(False, description="the backend stores the final model on the client machine")
     refill_below: int = Field(200, ge=1, description="the iterator refills below this many minibatches [src]")
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="GridSearch: hyperparameter -> values; "
                                        "every configuration of the product trains concurrently (grid.GRID_KEYS)")
@@ -181,7 +183,8 @@ class CirrusExperiment(Experiment):
             "tick_s": p.tick_s, "lease_s": p.lease_s, "register_grace_s": p.register_grace_s,
             "placement": k["placement"], "sparse": k["sparse"], "prefetch": k["prefetch"],
             "staleness": k["staleness"], "clock": k["clock"], "step_overhead_s": k["step_overhead_s"],
-            "refill_below": p.refill_below, "task_prefix": "", "grid": False, "ps_msg_s": p.ps_msg_s, "ps_entry_s": p.ps_entry_s,
+            "refill_below": p.refill_below, "task_prefix": "", "grid": False,
+            "trace_steps": p.trace_steps, "keep_model": p.keep_model, "ps_msg_s": p.ps_msg_s, "ps_entry_s": p.ps_entry_s,
             **{key: v for key, v in extra.items() if key != "item_mean_rmse"},
         }
 

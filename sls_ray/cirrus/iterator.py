@@ -13,10 +13,21 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
+from typing import Iterator
 
 import numpy as np
 
 from sls_ray.cirrus.data import SparseRows
+
+
+def object_order(keys: list[str], order: str, seed: tuple) -> Iterator[str]:
+    """The objects a worker reads, forever: a fresh random permutation per pass, or in sequence."""
+    rng = np.random.default_rng([*seed, 0x5E])
+    while True:
+        plan = list(keys)
+        if order == "random":
+            rng.shuffle(plan)
+        yield from plan
 
 
 class S3Iterator:
@@ -37,9 +48,8 @@ class S3Iterator:
                              f"({per_object} minibatches of {self.mb_rows} rows)")
         self.per_object = per_object
         self.mb_bytes = self.mb_rows * row_bytes
-        self.rng = np.random.default_rng([*seed, 0x5E])
+        self.plan = object_order(self.keys, order, seed)
         self.queue: deque[tuple[SparseRows, contextlib.ExitStack]] = deque()
-        self.plan: list[str] = []
         self.pending = None
         self.fetches = 0
         self.stall_s = 0.0
@@ -50,15 +60,8 @@ class S3Iterator:
     def capacity_bytes(self) -> int:
         return self.capacity * self.mb_bytes
 
-    def _next_key(self) -> str:
-        if not self.plan:
-            self.plan = list(self.keys)
-            if self.order == "random":
-                self.rng.shuffle(self.plan)
-        return self.plan.pop(0)
-
     def _start(self) -> None:
-        self.pending = self.s3.get_async(self._next_key())
+        self.pending = self.s3.get_async(next(self.plan))
         self.fetches += 1
 
     def _land(self) -> None:

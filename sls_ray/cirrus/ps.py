@@ -301,8 +301,11 @@ def serve(ctx, p: dict) -> dict:
 class PSClient:
     """A worker's (or the backend's) connection to the parameter server on a VM service."""
 
-    def __init__(self, ctx, service: str, client: int, task: str = "") -> None:
+    def __init__(self, ctx, service: str, client: int, task: str = "", timeout: float | None = None) -> None:
+        """``timeout``: how long a request may wait for its reply (WaitTimeout after that): a
+        worker whose server is gone (a retried duplicate after the task ended) gives up."""
         self.ctx, self.vm, self.client, self.task = ctx, ctx.storage(service), client, task
+        self.timeout = timeout
         self.seq = 0
         self.sent_gradients = 0
 
@@ -314,7 +317,7 @@ class PSClient:
     def _call(self, kind: str, args: dict) -> Any:
         seq = self._send(kind, args)
         key = out_key(self.task, self.client, seq)
-        reply = self.vm.get_wait(key, poll_interval=0.0)
+        reply = self.vm.get_wait(key, poll_interval=0.0, timeout=self.timeout)
         self.vm.delete(key)
         return reply
 

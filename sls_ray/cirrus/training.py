@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from sls_ray.api import WaitTimeout
 from sls_ray.cirrus.data import SparseRows
 from sls_ray.cirrus.iterator import S3Iterator
 from sls_ray.cirrus.ps import BACKEND, PSClient
@@ -138,8 +139,12 @@ def layout_of(p: dict) -> MFLayout:
 def worker(ctx, args: dict) -> dict:
     """One generation of one worker slot: register, train until the deadline margin or stop."""
     p, slot, gen = args["p"], args["worker"], args["generation"]
-    ps = PSClient(ctx, p["ps_service"], slot, p["task_prefix"])
-    reg = ps.register(gen)
+    ps = PSClient(ctx, p["ps_service"], slot, p["task_prefix"], timeout=4 * p["lease_s"])
+    try:
+        reg = ps.register(gen)
+    except WaitTimeout:
+        ctx.log("rejected", worker=slot, generation=gen, reason="no parameter server answered")
+        return {"rejected": True}
     if not reg["ok"]:
         ctx.log("rejected", worker=slot, generation=gen, reason=reg["reason"])
         return {"rejected": True}
@@ -164,11 +169,15 @@ def worker(ctx, args: dict) -> dict:
             inverse = inverse.reshape(all_idx.shape)
         else:
             uniq = mf_indices(layout, mbs[0])
-        if p["sparse"]:
-            w_u, stop = ps.get_sparse_model(uniq, step)
-        else:
-            full, stop = ps.get_sparse_model(None, step)
-            w_u = None if full is None else full[uniq]
+        try:
+            if p["sparse"]:
+                w_u, stop = ps.get_sparse_model(uniq, step)
+            else:
+                full, stop = ps.get_sparse_model(None, step)
+                w_u = None if full is None else full[uniq]
+        except WaitTimeout:  # the server is gone: nothing to train against
+            stopped = True
+            break
         if stop:
             stopped = True
             break
@@ -187,6 +196,8 @@ def worker(ctx, args: dict) -> dict:
                                        np.concatenate([mb.y for mb in mbs])), w_u, inverse, p["epsilon"])
             compute_s += ctx.compute(flops=lr_flops(all_idx.shape[0], all_idx.shape[1], uniq.size))
             ps.send_gradient(uniq, g)
+        if p["trace_steps"]:
+            ctx.log("sent", worker=slot, generation=gen, step=step)
         rows += sum(len(mb) for mb in mbs)
         step += 1
     ps.deregister()
@@ -250,6 +261,10 @@ def backend(ctx, p: dict) -> dict:
                 launches += 1
         ctx.sleep(min(p["tick_s"], max(0.0, next_eval - ctx.now)) or p["tick_s"])
     ps.stop()
+    while any(s["alive"] for s in ps.status()["workers"].values()):  # the last gradients land
+        ctx.sleep(p["tick_s"])
+    if p["keep_model"]:
+        control.put(f"{p['task_prefix']}model", ps.get_full_model())
     ctx.log("task_done", task=p["task_prefix"], elapsed_s=ctx.now - t0, updates=updates, launches=launches)
     if p["grid"]:
         control.put(f"{p['task_prefix']}done", ctx.now - t0)
