@@ -149,6 +149,7 @@ class CirrusExperiment(Experiment):
         super().__init__(params, profile)
         self.knobs = resolved(params)
         self.seed = params.data_seed
+        self.final_model: np.ndarray | None = None
 
     # -- data
     def _objects(self) -> tuple[dict, dict, dict]:
@@ -217,6 +218,11 @@ class CirrusExperiment(Experiment):
         return self.required_services()
 
     # -- reporting
+    def check(self, stored) -> dict:
+        """With keep_model, the trained model the backend left on the client (``final_model``)."""
+        self.final_model = stored.get("client", "model") if self.params.keep_model else None
+        return {}
+
     def _rows(self, result) -> dict:
         p, k = self.params, self.knobs
         return {"workload": p.workload, "system": p.system, "n_workers": p.n_workers, "seed": result.config["seed"],

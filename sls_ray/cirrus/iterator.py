@@ -5,8 +5,11 @@ A worker reads its training objects from S3 in a random order per pass (LR) or i
 buffer of ready minibatches drops below ``refill_below`` (Cirrus: about 200) and there is room
 for a whole object's minibatches, so compute waits on S3 only when bandwidth runs out. Every
 buffered minibatch counts against the function's memory (``ctx.memory.hold``) until it is
-consumed, and a landing object is checked on top of the buffer, so a buffer too large for the
-function's size fails with ``MemoryLimitExceeded`` as the sandbox would. Without prefetching
+consumed, and so does the object in flight from its request on (its receive buffer), so the
+buffer (at most ``buffer_minibatches``, default refill_below + one object) never exceeds
+its bound and a function too small for it fails with ``MemoryLimitExceeded`` as the
+sandbox would. The object in flight is sliced when the buffer runs dry (or at once without
+prefetching): the worker stalls only if the transfer has not finished by then. Without prefetching
 (PyWren-style, or the ablation) the worker fetches an object only when it has nothing left.
 """
 from __future__ import annotations
@@ -51,6 +54,7 @@ class S3Iterator:
         self.plan = object_order(self.keys, order, seed)
         self.queue: deque[tuple[SparseRows, contextlib.ExitStack]] = deque()
         self.pending = None
+        self.inflight = contextlib.ExitStack()
         self.fetches = 0
         self.stall_s = 0.0
         self.buffered_bytes = 0
@@ -61,6 +65,12 @@ class S3Iterator:
         return self.capacity * self.mb_bytes
 
     def _start(self) -> None:
+        # the receive buffer of the object in flight counts from the request on (data streams
+        # in while the worker computes), so the ledger never runs behind the real process
+        self.inflight = contextlib.ExitStack()
+        self.inflight.enter_context(self.ctx.memory.hold(self.per_object * self.mb_bytes, "S3 object in flight"))
+        self.buffered_bytes += self.per_object * self.mb_bytes
+        self.peak_buffered_bytes = max(self.peak_buffered_bytes, self.buffered_bytes)
         self.pending = self.s3.get_async(next(self.plan))
         self.fetches += 1
 
@@ -70,7 +80,8 @@ class S3Iterator:
         obj: SparseRows = self.pending.result()
         self.stall_s += max(0.0, self.ctx.clock - t0)
         self.pending = None
-        self.ctx.memory.transient(obj.nbytes, "S3 object being sliced into minibatches")
+        self.inflight.close()
+        self.buffered_bytes -= self.per_object * self.mb_bytes
         for lo in range(0, len(obj), self.mb_rows):
             mb = obj.rows(lo, min(lo + self.mb_rows, len(obj)))
             stack = contextlib.ExitStack()

@@ -22,31 +22,32 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sls_ray.api import WaitTimeout
 
 OptMethod = Literal["sgd", "momentum", "nesterov", "adagrad"]
 #: the client id the task's backend (not a worker) uses on the parameter server
 BACKEND = 99_999
 
 
-def in_key(task: str, client: int, seq: int) -> str:
-    """A request to task's parameter server; several tasks (a grid search) share one VM store."""
-    return f"{task}in/{client:05d}/{seq:010d}"
+def in_key(task: str, client: int, sender: int, seq: int) -> str:
+    """A request to task's parameter server from one running function (``sender``: its fid, so a
+    duplicate invocation of the same worker slot never shares a key with the original);
+    several tasks (a grid search) share one VM store, each under its own prefix."""
+    return f"{task}in/{client:05d}/{sender:07d}/{seq:010d}"
 
 
-def out_key(task: str, client: int, seq: int) -> str:
-    return f"{task}out/{client:05d}/{seq:010d}"
+def out_key(task: str, client: int, sender: int, seq: int) -> str:
+    return f"{task}out/{client:05d}/{sender:07d}/{seq:010d}"
 
 
-def parse_in_key(key: str) -> tuple[int, int]:
-    client, seq = key.rsplit("/", 2)[1:]
-    return int(client), int(seq)
+def parse_in_key(key: str) -> tuple[int, int, int]:
+    client, sender, seq = key.rsplit("/", 3)[1:]
+    return int(client), int(sender), int(seq)
 
 
 @dataclass
 class Registration:
     generation: int
-    invocation: int
+    holder: int             # the function (fid) whose requests count for this slot
     last_seen: float
     live: bool = True
     steps: int = 0          # gradients applied from this worker slot, over all generations
@@ -114,7 +115,7 @@ class ParameterServer:
         self.w = np.zeros(self.size, dtype=np.float64)
 
     # -- registry
-    def register(self, worker: int, generation: int, invocation: int, now: float) -> dict:
+    def register(self, worker: int, generation: int, holder: int, now: float) -> dict:
         """A worker invocation asks to join. A generation not newer than the slot's last is a
         duplicate (an at-least-once redelivery, or a platform retry of a generation the backend
         already replaced) and is rejected."""
@@ -122,14 +123,14 @@ class ParameterServer:
         if reg is not None and generation <= reg.generation:
             self.rejected += 1
             return {"ok": False, "reason": f"worker {worker} generation {generation} already registered "
-                                           f"(latest {reg.generation}, invocation {reg.invocation})"}
+                                           f"(latest {reg.generation}, function {reg.holder})"}
         steps = reg.steps if reg is not None else 0
-        self.registry[worker] = Registration(generation, invocation, now, True, steps, 0)
+        self.registry[worker] = Registration(generation, holder, now, True, steps, 0)
         return {"ok": True, "step": steps}
 
-    def deregister(self, worker: int, now: float) -> None:
+    def deregister(self, worker: int, holder: int, now: float) -> None:
         reg = self.registry.get(worker)
-        if reg is not None:
+        if reg is not None and reg.holder == holder:
             reg.live, reg.last_seen = False, now
 
     def status(self, now: float) -> dict[int, dict]:
@@ -138,18 +139,21 @@ class ParameterServer:
         return {w: {"generation": r.generation, "alive": r.live and now - r.last_seen <= self.lease_s,
                     "steps": r.steps} for w, r in sorted(self.registry.items())}
 
-    def seen(self, worker: int, now: float) -> Registration | None:
+    def seen(self, worker: int, holder: int, now: float) -> Registration | None:
+        """The slot's live registration if `holder` holds it (and it was just heard from), else None."""
         reg = self.registry.get(worker)
-        if reg is not None:
-            reg.last_seen = now
+        if reg is None or not reg.live or reg.holder != holder:
+            return None
+        reg.last_seen = now
         return reg
 
     # -- model
-    def send_gradient(self, worker: int, idx: np.ndarray, g: np.ndarray, now: float, delta: bool = False) -> bool:
+    def send_gradient(self, worker: int, holder: int, idx: np.ndarray, g: np.ndarray, now: float,
+                      delta: bool = False) -> bool:
         """Apply a sparse gradient (or, ``delta``, add a model delta) on arrival; False if the
-        sender is not the slot's current registered generation."""
-        reg = self.seen(worker, now)
-        if reg is None or not reg.live:
+        sender does not hold the slot's current registration."""
+        reg = self.seen(worker, holder, now)
+        if reg is None:
             self.rejected += 1
             return False
         reg.steps += 1
@@ -214,7 +218,7 @@ def serve(ctx, p: dict) -> dict:
 
     Requests are keys ``in/<client>/<seq>`` in the VM store, taken in key order (one client's in
     the order it sent them); replies are ``out/<client>/<seq>``. Idle, the process parks on the
-    store (no CPU); the lease timeout wakes it to notice dead workers when stopping.
+    store (no CPU). It ends when its backend says ``shutdown``.
     """
     vm = ctx.storage(p["ps_service"])
     task = p["task_prefix"]
@@ -222,38 +226,34 @@ def serve(ctx, p: dict) -> dict:
                                                     size=p["model_size"]),
                          p["n_workers"], p.get("staleness"), p.get("lease_s", 5.0))
     cost = ServeCost(p.get("ps_msg_s", 10e-6), p.get("ps_entry_s", 20e-9))
-    held: list[tuple[int, int, int, np.ndarray]] = []  # (step, client, seq, idx) pulls waiting for consistency
+    held: list[tuple] = []  # (step, client, sender, seq, idx): pulls waiting for consistency
     busy_s = 0.0
-    while True:
-        try:
-            keys = vm.wait_count(f"{task}in/", 1, poll_interval=0.0, timeout=ps.lease_s if ps.stopping else None)
-        except WaitTimeout:  # nobody talked for a lease while stopping: the workers are gone
-            keys = []
-        msgs = vm.mget(keys) if keys else {}
-        if keys:
-            vm.delete(keys)
+    shutdown = False
+    while not shutdown:
+        keys = vm.wait_count(f"{task}in/", 1, poll_interval=0.0)
+        msgs = vm.mget(keys)
+        vm.delete(keys)
         now = ctx.clock
         entries = 0
         for key in keys:
-            client, seq = parse_in_key(key)
+            client, sender, seq = parse_in_key(key)
             kind, args = msgs[key]
             reply: Any = None
             has_reply = True
             if kind == "register":
-                reply = ps.register(client, args["generation"], args["invocation"], now)
+                reply = ps.register(client, args["generation"], sender, now)
             elif kind == "grad":
-                ps.send_gradient(client, args["idx"], args["g"], now, delta=args.get("delta", False))
+                ps.send_gradient(client, sender, args["idx"], args["g"], now, delta=args["delta"])
                 entries += len(args["idx"]) * ps.optimizer.flops_per_entry // 2
                 has_reply = False
             elif kind == "pull":
-                reg = ps.seen(client, now)
-                if reg is None or not reg.live:
+                if ps.seen(client, sender, now) is None:
                     reply = {"stop": True, "w": None}
                 elif ps.can_answer(args["step"]):
                     reply = {"stop": ps.stopping, "w": ps.pull(args["idx"])}
                     entries += ps.size if args["idx"] is None else len(args["idx"])
                 else:
-                    held.append((args["step"], client, seq, args["idx"]))
+                    held.append((args["step"], client, sender, seq, args["idx"]))
                     has_reply = False
             elif kind == "full":
                 reply = ps.get_full_model()
@@ -269,30 +269,30 @@ def serve(ctx, p: dict) -> dict:
             elif kind == "status":
                 reply = {"workers": ps.status(now), "updates": ps.updates, "rejected": ps.rejected}
             elif kind == "deregister":
-                ps.deregister(client, now)
+                ps.deregister(client, sender, now)
                 has_reply = False
             elif kind == "stop":
                 ps.stopping = True
+            elif kind == "shutdown":
+                shutdown = True
             else:
                 raise ValueError(f"parameter server: unknown request kind {kind!r} from client {client}")
             if has_reply:
-                vm.put(out_key(task, client, seq), reply)
+                vm.put(out_key(task, client, sender, seq), reply)
         if held:
             still = []
-            for step, client, seq, idx in held:
+            for step, client, sender, seq, idx in held:
                 reg = ps.registry.get(client)
-                if reg is None or not reg.live:
-                    continue
-                if ps.can_answer(step):
-                    vm.put(out_key(task, client, seq), {"stop": ps.stopping, "w": ps.pull(idx)})
+                if reg is None or not reg.live or reg.holder != sender:
+                    vm.put(out_key(task, client, sender, seq), {"stop": True, "w": None})
+                elif ps.can_answer(step):
+                    vm.put(out_key(task, client, sender, seq), {"stop": ps.stopping, "w": ps.pull(idx)})
                     entries += ps.size if idx is None else len(idx)
                 else:
-                    still.append((step, client, seq, idx))
+                    still.append((step, client, sender, seq, idx))
             held = still
         busy_s += ctx.compute(seconds=len(keys) * cost.msg_s + entries * cost.entry_s)
-        if ps.stopping and not any(s["alive"] for s in ps.status(ctx.clock).values()):
-            break
-    ctx.log("ps_done", updates=ps.updates, rejected=ps.rejected, busy_s=busy_s,
+    ctx.log("ps_done", updates=ps.updates, rounds=ps.rounds, rejected=ps.rejected, busy_s=busy_s,
             **{f"steps_w{w}": r.steps for w, r in sorted(ps.registry.items())})
     return {"updates": ps.updates, "rejected": ps.rejected}
 
@@ -311,18 +311,18 @@ class PSClient:
 
     def _send(self, kind: str, args: dict) -> int:
         self.seq += 1
-        self.vm.put(in_key(self.task, self.client, self.seq), (kind, args))
+        self.vm.put(in_key(self.task, self.client, self.ctx.fid, self.seq), (kind, args))
         return self.seq
 
     def _call(self, kind: str, args: dict) -> Any:
         seq = self._send(kind, args)
-        key = out_key(self.task, self.client, seq)
+        key = out_key(self.task, self.client, self.ctx.fid, seq)
         reply = self.vm.get_wait(key, poll_interval=0.0, timeout=self.timeout)
         self.vm.delete(key)
         return reply
 
     def register(self, generation: int) -> dict:
-        return self._call("register", {"generation": generation, "invocation": self.ctx.invocation})
+        return self._call("register", {"generation": generation})
 
     def send_gradient(self, idx: np.ndarray, g: np.ndarray, delta: bool = False) -> None:
         """Queued (no reply): it travels with the next request, as Cirrus's send is asynchronous."""
@@ -355,4 +355,9 @@ class PSClient:
         self._send("deregister", {})
 
     def stop(self) -> None:
+        """End the training: every later pull answers stop, so the workers leave."""
         self._send("stop", {})
+
+    def shutdown(self) -> None:
+        """End the server process (after the backend has what it needs from it)."""
+        self._send("shutdown", {})

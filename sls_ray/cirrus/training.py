@@ -265,6 +265,7 @@ def backend(ctx, p: dict) -> dict:
         ctx.sleep(p["tick_s"])
     if p["keep_model"]:
         control.put(f"{p['task_prefix']}model", ps.get_full_model())
+    ps.shutdown()
     ctx.log("task_done", task=p["task_prefix"], elapsed_s=ctx.now - t0, updates=updates, launches=launches)
     if p["grid"]:
         control.put(f"{p['task_prefix']}done", ctx.now - t0)
