@@ -217,3 +217,18 @@ def test_libsvm_round_trip_and_feature_hashing(tmp_path):
     assert [len(o) for o in objs.values()] == [20, 20, 10]
     big = d.criteo_raw(20000, seed=0)
     assert abs(big.y.mean() - 0.25) < 0.02
+
+
+@pytest.mark.parametrize("name", ["lr_systems", "pywren", "ablation", "scaling", "mf", "grid"])
+def test_every_config_builds_and_names_its_figure(name):
+    """Each config validates (params, profile, services) and is swept by the figure of its name."""
+    from pathlib import Path
+
+    from sls_ray.api import load_figures
+    from sls_ray.runtime import build
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "cirrus" / f"{name}.yaml"
+    assert path.read_text().startswith(f"# sls-ray reproduce cirrus/{name}")
+    exp, profile = build(load_config(path))
+    assert set(exp.required_services()) <= set(profile.services)
+    assert f"cirrus/{name}" in load_figures()
