@@ -99,7 +99,7 @@ class CirrusParams(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "CirrusParams":
-        if self.workload == "mf" and self.system not in ("cirrus",) and self.system != "pywren":
+        if self.workload == "mf" and self.system not in ("cirrus", "pywren"):
             raise ValueError(f"system={self.system!r} runs workload 'lr' only; MF runs on cirrus or pywren")
         if self.grid:
             grid_configs(self.grid)
@@ -252,28 +252,24 @@ class CirrusExperiment(Experiment):
         return out
 
     def _with_grid_params(self, c: pd.DataFrame, result) -> pd.DataFrame:
-        """Each curve row gets its configuration's parameters, whether it was stopped, its cost."""
-        configs = grid_configs(self.params.grid)
+        """Each curve row gets its configuration's parameters, whether it was stopped, its cost.
+
+        A configuration's cost: its workers' GB-seconds and its parameter server's VM time
+        (from the first answer to the end of its task, at the PS instance's price).
+        """
+        configs = {task_prefix(i): (i, cfg) for i, cfg in enumerate(grid_configs(self.params.grid))}
         stops = result.metric("grid_stop")
         stopped = set(stops["task"]) if not stops.empty else set()
-        gens = result.metric("generation")
-        price = self.profile.functions.price_per_gb_s
-        vm_price = self.profile.service_config("vm").node_price_per_hour / 3600.0
-        done = result.metric("task_done")
-        for i, cfg in enumerate(configs):
-            t = task_prefix(i)
-            rows = c["task"] == t
-            for key, v in cfg.items():
-                if key not in c.columns or c[key].dtype != object:
-                    c[key] = c[key].astype(object) if key in c.columns else None
-                c.loc[rows, key] = v
-            c.loc[rows, "config"] = i
-            c.loc[rows, "early_stopped"] = t in stopped
-            worker_s = 0.0
-            if not gens.empty and "task" in gens.columns:
-                worker_s = float(gens.loc[gens["task"] == t, "elapsed_s"].sum())
-            ps_s = float(done.loc[done["task"] == t, "elapsed_s"].sum()) if not done.empty else 0.0
-            c.loc[rows, "cost_usd"] = worker_s * self.params.worker_size / 1024 * price + ps_s * vm_price
+        gens, done = result.metric("generation"), result.metric("task_done")
+        gb_s_price = self.profile.functions.price_per_gb_s * self.params.worker_size / 1024
+        vm_per_s = self.profile.service_config("vm").node_price_per_hour / 3600.0
+        c["config"] = c["task"].map(lambda t: configs[t][0])
+        for key in sorted(self.params.grid):
+            c[key] = c["task"].map(lambda t, k=key: configs[t][1][k])
+        c["early_stopped"] = c["task"].isin(stopped)
+        worker_s = gens.groupby("task")["elapsed_s"].sum() if not gens.empty else pd.Series(dtype=float)
+        ps_s = done.groupby("task")["elapsed_s"].sum() if not done.empty else pd.Series(dtype=float)
+        c["cost_usd"] = c["task"].map(lambda t: worker_s.get(t, 0.0) * gb_s_price + ps_s.get(t, 0.0) * vm_per_s)
         return c
 
     def summary_extra(self, result):
