@@ -229,23 +229,36 @@ def serve(ctx, p: dict) -> dict:
     held: list[tuple] = []  # (step, client, sender, seq, idx): pulls waiting for consistency
     busy_s = 0.0
     shutdown = False
+    last_reply: dict[tuple[int, int], str] = {}  # (client, sender) -> its latest reply key
+    puts: list = []
+
+    def reply_to(client: int, sender: int, seq: int, value: Any) -> None:
+        """Replies leave as asynchronous puts: all start now and share the NIC, none waits for
+        another's acknowledgement (a server writing to many sockets)."""
+        key = out_key(task, client, sender, seq)
+        last_reply[(client, sender)] = key
+        puts.append(vm.put_async(key, value))
+
     while not shutdown:
         keys = vm.wait_count(f"{task}in/", 1, poll_interval=0.0)
         msgs = vm.mget(keys)
-        vm.delete(keys)
+        # the requests, and the replies their senders have read (a sender's new request
+        # means it has its previous reply), go in one delete
+        vm.delete(keys + [k for k in (last_reply.pop(parse_in_key(key)[:2], None) for key in keys) if k])
         now = ctx.clock
         entries = 0
+        earlier = len(puts)
         for key in keys:
             client, sender, seq = parse_in_key(key)
             kind, args = msgs[key]
             reply: Any = None
             has_reply = True
+            grad = args.get("grad")
+            if grad is not None:  # a gradient riding on this request is applied first
+                ps.send_gradient(client, sender, grad["idx"], grad["g"], now, delta=grad["delta"])
+                entries += len(grad["idx"]) * ps.optimizer.flops_per_entry // 2
             if kind == "register":
                 reply = ps.register(client, args["generation"], sender, now)
-            elif kind == "grad":
-                ps.send_gradient(client, sender, args["idx"], args["g"], now, delta=args["delta"])
-                entries += len(args["idx"]) * ps.optimizer.flops_per_entry // 2
-                has_reply = False
             elif kind == "pull":
                 if ps.seen(client, sender, now) is None:
                     reply = {"stop": True, "w": None}
@@ -278,20 +291,23 @@ def serve(ctx, p: dict) -> dict:
             else:
                 raise ValueError(f"parameter server: unknown request kind {kind!r} from client {client}")
             if has_reply:
-                vm.put(out_key(task, client, sender, seq), reply)
+                reply_to(client, sender, seq, reply)
         if held:
             still = []
             for step, client, sender, seq, idx in held:
                 reg = ps.registry.get(client)
                 if reg is None or not reg.live or reg.holder != sender:
-                    vm.put(out_key(task, client, sender, seq), {"stop": True, "w": None})
+                    reply_to(client, sender, seq, {"stop": True, "w": None})
                 elif ps.can_answer(step):
-                    vm.put(out_key(task, client, sender, seq), {"stop": ps.stopping, "w": ps.pull(idx)})
+                    reply_to(client, sender, seq, {"stop": ps.stopping, "w": ps.pull(idx)})
                     entries += ps.size if idx is None else len(idx)
                 else:
                     still.append((step, client, sender, seq, idx))
             held = still
         busy_s += ctx.compute(seconds=len(keys) * cost.msg_s + entries * cost.entry_s)
+        if earlier >= PSClient.COLLECT_EVERY:  # earlier cycles' replies: long finished, no wait
+            ctx.gather(puts[:earlier])
+            puts = puts[earlier:]
     ctx.log("ps_done", updates=ps.updates, rounds=ps.rounds, rejected=ps.rejected, busy_s=busy_s,
             **{f"steps_w{w}": r.steps for w, r in sorted(ps.registry.items())})
     return {"updates": ps.updates, "rejected": ps.rejected}
@@ -299,7 +315,17 @@ def serve(ctx, p: dict) -> dict:
 
 # ---------------------------------------------------------------- the client side
 class PSClient:
-    """A worker's (or the backend's) connection to the parameter server on a VM service."""
+    """A worker's (or the backend's) connection to the parameter server on a VM service.
+
+    Requests leave as asynchronous puts (each starts at once, as a write to a socket would,
+    instead of waiting for the previous one's acknowledgement) and a reply is awaited by
+    polling its key. A gradient rides on the sender's next request (Cirrus sends it without
+    waiting; the same connection keeps it ahead of the next pull), so a step is one message
+    each way.
+    """
+
+    #: finished asynchronous puts are collected in batches of this many (no wait: long done)
+    COLLECT_EVERY = 256
 
     def __init__(self, ctx, service: str, client: int, task: str = "", timeout: float | None = None) -> None:
         """``timeout``: how long a request may wait for its reply (WaitTimeout after that): a
@@ -308,26 +334,32 @@ class PSClient:
         self.timeout = timeout
         self.seq = 0
         self.sent_gradients = 0
+        self._grad: dict | None = None
+        self._puts: list = []
 
     def _send(self, kind: str, args: dict) -> int:
         self.seq += 1
-        self.vm.put(in_key(self.task, self.client, self.ctx.fid, self.seq), (kind, args))
+        if self._grad is not None:
+            args = {**args, "grad": self._grad}
+            self._grad = None
+        self._puts.append(self.vm.put_async(in_key(self.task, self.client, self.ctx.fid, self.seq), (kind, args)))
+        if len(self._puts) >= self.COLLECT_EVERY:
+            self.ctx.gather(self._puts[:-1])
+            self._puts = self._puts[-1:]
         return self.seq
 
     def _call(self, kind: str, args: dict) -> Any:
         seq = self._send(kind, args)
-        key = out_key(self.task, self.client, self.ctx.fid, seq)
-        reply = self.vm.get_wait(key, poll_interval=0.0, timeout=self.timeout)
-        self.vm.delete(key)
-        return reply
+        return self.vm.get_wait(out_key(self.task, self.client, self.ctx.fid, seq), poll_interval=0.0,
+                                timeout=self.timeout)
 
     def register(self, generation: int) -> dict:
         return self._call("register", {"generation": generation})
 
     def send_gradient(self, idx: np.ndarray, g: np.ndarray, delta: bool = False) -> None:
-        """Queued (no reply): it travels with the next request, as Cirrus's send is asynchronous."""
+        """Queued: it travels with this client's next request (a pull, or the deregistration)."""
         self.sent_gradients += 1
-        self._send("grad", {"idx": idx, "g": g, "delta": delta})
+        self._grad = {"idx": idx, "g": g, "delta": delta}
 
     def get_sparse_model(self, idx: np.ndarray | None, step: int = 0) -> tuple[np.ndarray | None, bool]:
         """The weights at `idx` (None: the whole model) and whether training was stopped; `step`
@@ -352,7 +384,10 @@ class PSClient:
         return self._call("status", {})
 
     def deregister(self) -> None:
+        """Leave the slot (after the last gradient, which rides on this message)."""
         self._send("deregister", {})
+        self.ctx.gather(self._puts)
+        self._puts = []
 
     def stop(self) -> None:
         """End the training: every later pull answers stop, so the workers leave."""
@@ -361,3 +396,5 @@ class PSClient:
     def shutdown(self) -> None:
         """End the server process (after the backend has what it needs from it)."""
         self._send("shutdown", {})
+        self.ctx.gather(self._puts)
+        self._puts = []

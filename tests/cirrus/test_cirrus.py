@@ -92,11 +92,11 @@ def test_a_duplicate_worker_invocation_is_rejected():
         for k, v in objects.items():
             s3.put(k, v)
         ctx.start_vm_process("ps_serve", p, service="vm")
-        ctx.invoke("worker", {"p": p, "worker": 0, "generation": 0})
-        ctx.invoke("worker", {"p": p, "worker": 0, "generation": 0})
         ps = PSClient(ctx, "vm", BACKEND)
         st = ps.status()  # the server is up (the VM takes 90 s to start)
-        ctx.sleep(1.0)
+        ctx.invoke("worker", {"p": p, "worker": 0, "generation": 0})
+        ctx.invoke("worker", {"p": p, "worker": 0, "generation": 0})
+        ctx.sleep(2.0)
         ps.stop()
         while any(s["alive"] for s in ps.status()["workers"].values()):
             ctx.sleep(0.1)
