@@ -22,19 +22,25 @@ from sls_ray.cirrus.training import layout_of, logloss, lr_flops, mf_indices, mf
 POLL_S = 0.1  # [src] PyWren futures poll S3 for results
 
 
+def dense_lr_gradient(rows: SparseRows, w: np.ndarray, epsilon: float) -> tuple[np.ndarray, int]:
+    """``lr_gradient`` over the whole model vector (zero where no row touches it) and the
+    number of touched entries: one bincount instead of a sort, for 50,000-row objects."""
+    margins = (w[rows.idx] * rows.val).sum(axis=1)
+    resid = 1.0 / (1.0 + np.exp(-margins)) - rows.y
+    g = np.bincount(rows.idx.ravel(), weights=(rows.val * resid[:, None]).ravel(), minlength=w.size) / len(rows)
+    touched = np.bincount(rows.idx.ravel(), minlength=w.size) > 0
+    g[touched] += epsilon * w[touched]
+    return g, int(touched.sum())
+
+
 def pywren_step(ctx, a: dict) -> None:
     p = a["p"]
     s3 = ctx.storage("s3")
     w = s3.get(f"pw/model/{a['step']:06d}")
     obj: SparseRows = s3.get(a["key"])
-    if p["workload"] == "lr":  # the object's whole gradient, dense (the same math as lr_gradient)
-        n = len(obj)
-        margins = (w[obj.idx] * obj.val).sum(axis=1)
-        resid = 1.0 / (1.0 + np.exp(-margins)) - obj.y
-        g = np.bincount(obj.idx.ravel(), weights=(obj.val * resid[:, None]).ravel(), minlength=w.size) / n
-        touched = np.bincount(obj.idx.ravel(), minlength=w.size) > 0
-        g[touched] += p["epsilon"] * w[touched]
-        ctx.compute(flops=lr_flops(n, obj.idx.shape[1], int(touched.sum())))
+    if p["workload"] == "lr":  # the object's whole gradient, dense
+        g, touched = dense_lr_gradient(obj, w, p["epsilon"])
+        ctx.compute(flops=lr_flops(len(obj), obj.idx.shape[1], touched))
     else:
         layout = layout_of(p)
         idx = mf_indices(layout, obj)

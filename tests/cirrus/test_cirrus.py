@@ -232,3 +232,16 @@ def test_every_config_builds_and_names_its_figure(name):
     exp, profile = build(load_config(path))
     assert set(exp.required_services()) <= set(profile.services)
     assert f"cirrus/{name}" in load_figures()
+
+
+def test_the_pywren_step_gradient_is_cirrus_s_sparse_gradient_made_dense():
+    from sls_ray.cirrus.baselines import dense_lr_gradient
+
+    rows = d.criteo(500, seed=2, bits=12)
+    w = np.random.default_rng(0).normal(0, 0.1, 1 << 12)
+    uniq, inv = np.unique(rows.idx, return_inverse=True)
+    sparse = lr_gradient(rows, w[uniq], inv.reshape(rows.idx.shape), 1e-3)
+    dense, touched = dense_lr_gradient(rows, w, 1e-3)
+    assert touched == uniq.size
+    np.testing.assert_allclose(dense[uniq], sparse, rtol=1e-12, atol=1e-15)
+    assert not dense[np.setdiff1d(np.arange(w.size), uniq)].any()
