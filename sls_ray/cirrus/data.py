@@ -51,13 +51,13 @@ class SparseRows:
     def nbytes(self) -> int:
         return int(self.idx.nbytes + self.val.nbytes + self.y.nbytes)
 
-    def rows(self, lo: int, hi: int) -> "SparseRows":
+    def rows(self, lo: int, hi: int) -> SparseRows:
         return SparseRows(self.idx[lo:hi], self.val[lo:hi], self.y[lo:hi])
 
-    def take(self, order: np.ndarray) -> "SparseRows":
+    def take(self, order: np.ndarray) -> SparseRows:
         return SparseRows(self.idx[order], self.val[order], self.y[order])
 
-    def copy(self) -> "SparseRows":
+    def copy(self) -> SparseRows:
         return SparseRows(self.idx.copy(), self.val.copy(), self.y.copy())
 
 
@@ -173,7 +173,7 @@ class Ratings:
     def __len__(self) -> int:
         return int(self.rating.shape[0])
 
-    def subset(self, mask: np.ndarray) -> "Ratings":
+    def subset(self, mask: np.ndarray) -> Ratings:
         return Ratings(self.user[mask], self.item[mask], self.rating[mask], self.n_users, self.n_items)
 
 
@@ -208,8 +208,7 @@ def ratings_rows(r: Ratings) -> SparseRows:
 def write_libsvm(rows: SparseRows, path: str | Path) -> None:
     """Write rows as libsvm text: ``label idx:val ...`` (indices as stored)."""
     with open(path, "w") as f:
-        for i in range(len(rows)):
-            f.write(f"{rows.y[i]:g} " + " ".join(f"{a}:{b:g}" for a, b in zip(rows.idx[i], rows.val[i])) + "\n")
+        f.writelines(f"{rows.y[i]:g} " + " ".join(f"{a}:{b:g}" for a, b in zip(rows.idx[i], rows.val[i])) + "\n" for i in range(len(rows)))
 
 
 def read_libsvm(path_or_text: str | Path) -> SparseRows:

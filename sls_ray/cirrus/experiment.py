@@ -98,7 +98,7 @@ class CirrusParams(Strict):
     ps_entry_s: float = Field(20e-9, ge=0, description="PS CPU per sparse entry read or updated [est]")
 
     @model_validator(mode="after")
-    def _check(self) -> "CirrusParams":
+    def _check(self) -> CirrusParams:
         if self.workload == "mf" and self.system not in ("cirrus", "pywren"):
             raise ValueError(f"system={self.system!r} runs workload 'lr' only; MF runs on cirrus or pywren")
         if self.grid:
@@ -290,7 +290,7 @@ class CirrusExperiment(Experiment):
             tr, te = mf_dataset(p.n_users, p.n_items, p.n_ratings, self.seed)
             out["item_mean_rmse"] = item_mean_rmse(tr, te)
         rejected = result.metric("rejected")
-        out["rejected_invocations"] = int(len(rejected))
+        out["rejected_invocations"] = len(rejected)
         return out
 
 

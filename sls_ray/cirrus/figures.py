@@ -8,7 +8,7 @@ committed, resumable); one long-format CSV and one PNG per figure in ``results/c
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

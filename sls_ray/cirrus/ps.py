@@ -22,7 +22,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-
 OptMethod = Literal["sgd", "momentum", "nesterov", "adagrad"]
 #: the client id the task's backend (not a worker) uses on the parameter server
 BACKEND = 99_999
