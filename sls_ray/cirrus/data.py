@@ -214,7 +214,9 @@ def write_libsvm(rows: SparseRows, path: str | Path) -> None:
 def read_libsvm(path_or_text: str | Path) -> SparseRows:
     """Parse libsvm text with the same number of entries on every row (Cirrus's hashed rows)."""
     text = Path(path_or_text).read_text() if isinstance(path_or_text, Path) else str(path_or_text)
-    labels, idx, val = [], [], []
+    labels: list[float] = []
+    idx: list[list[int]] = []
+    val: list[list[float]] = []
     for k, line in enumerate(io.StringIO(text)):
         parts = line.split()
         if not parts:

@@ -144,6 +144,7 @@ class CirrusExperiment(Experiment):
     name = "cirrus"
     description = "Cirrus (SoCC'19): sparse LR / MF training with a VM parameter server, and its baselines"
     Params = CirrusParams
+    params: CirrusParams
 
     def __init__(self, params: CirrusParams, profile) -> None:
         super().__init__(params, profile)

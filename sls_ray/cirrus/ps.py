@@ -62,13 +62,12 @@ class Optimizer:
     momentum: float = 0.9
     adagrad_eps: float = 1e-8
     size: int = 0
-    state: np.ndarray | None = None
+    state: np.ndarray = field(init=False)  # velocity (momentum, Nesterov) or squared-gradient sum (AdaGrad)
 
     def __post_init__(self) -> None:
         if self.method not in ("sgd", "momentum", "nesterov", "adagrad"):
             raise ValueError(f"opt_method={self.method!r}; allowed: sgd, momentum, nesterov, adagrad")
-        if self.method != "sgd":
-            self.state = np.zeros(self.size, dtype=np.float64)
+        self.state = np.zeros(self.size if self.method != "sgd" else 0, dtype=np.float64)
 
     def apply(self, w: np.ndarray, idx: np.ndarray, g: np.ndarray) -> None:
         """w[idx] -= step(g) for a gradient g on unique indices idx."""
