@@ -245,3 +245,20 @@ def test_the_pywren_step_gradient_is_cirrus_s_sparse_gradient_made_dense():
     assert touched == uniq.size
     np.testing.assert_allclose(dense[uniq], sparse, rtol=1e-12, atol=1e-15)
     assert not dense[np.setdiff1d(np.arange(w.size), uniq)].any()
+
+
+def test_the_workflow_api_runs_a_task_and_a_grid_search():
+    from sls_ray.cirrus.workflow import CollaborativeFiltering, GridSearch, LogisticRegression
+
+    lr = LogisticRegression(n_workers=2, model_size=1 << 14, train_set=(0, 3), test_set=(3, 4), timeout=2.0,
+                            object_rows=2000)
+    curve = lr.run()
+    assert curve["elapsed_s"].max() == pytest.approx(2.0) and curve["value"].iloc[-1] < np.log(2)
+    assert 0 < lr.cost_usd < 0.01
+    gs = GridSearch(lr, {"learning_rate": [0.001, 0.1]}, early_stop=False)
+    gs.run()
+    top = gs.get_top(1)
+    assert top["learning_rate"].iloc[0] == 0.1 and not top["early_stopped"].iloc[0]
+    with pytest.raises(ValueError, match="power of two"):
+        LogisticRegression(model_size=1000)
+    assert CollaborativeFiltering(users=100).params["n_users"] == 100
