@@ -76,8 +76,8 @@ def test_async_training_converges_below_the_base_rate_loss():
 
 
 def test_mf_beats_the_item_mean_baseline():
-    result = run(workload="mf", n_users=2000, n_items=300, n_ratings=60_000, object_rows=5000, n_workers=4,
-                 train_s=6.0)
+    result = run(workload="mf", n_users=1000, n_items=200, n_ratings=30_000, object_rows=2500, n_workers=4,
+                 train_s=3.0)
     assert result.summary["final_value"] < result.summary["item_mean_rmse"]
 
 
