@@ -46,6 +46,7 @@ FIGURE_MODULES: dict[str, str] = {
     "quickstart": "sls_ray.quickstart",
     "lambdaml": "sls_ray.lambdaml.figures",
     "numpywren": "sls_ray.numpywren.figures",
+    "cirrus": "sls_ray.cirrus.figures",
 }
 
 
