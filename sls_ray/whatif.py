@@ -18,7 +18,7 @@ import yaml
 
 from sls_ray.config import apply_set, load_config, load_profile, parse_set, read_yaml
 from sls_ray.errors import ConfigError
-from sls_ray.results import flatten_summary, is_finished, jsonable, read_summary, write_csv, write_json, write_run
+from sls_ray.results import flatten_summary, is_finished, jsonable, read_summary, write_csv, write_run
 from sls_ray.sweep import POINT, grid_key, run_sweep
 
 WHATIF = "whatif.csv"
