@@ -30,6 +30,8 @@ from sls_ray.payload import Sized
 from sls_ray.platform import PlatformProfile, Strict
 from sls_ray.results import is_finished, read_summary, write_csv, write_json
 from sls_ray.runtime import RunResult, StoredObjects, simulate, simulate_handlers
+# serving as data (issue 10): batch queues in lock step and streaming latency histograms
+from sls_ray.storage.requests import BatchRun, LatencyHistogram, serve_batches
 
 __all__ = [
     "COLLECTIVES", "ArrayChannel", "allreduce", "scatter_reduce",
@@ -43,4 +45,5 @@ __all__ = [
     "PlatformProfile", "Strict",
     "is_finished", "read_summary", "write_csv", "write_json",
     "RunResult", "StoredObjects", "simulate", "simulate_handlers",
+    "BatchRun", "LatencyHistogram", "serve_batches",
 ]

@@ -149,7 +149,8 @@ def greedy_place(cluster: Cluster, cands: list[Candidate], residual: float) -> t
             if not fits.any():
                 break
         frag = ((free_t[:, None] - th[None, :]) / cap_t[:, None] + (free_g[:, None] - gp[None, :]) / cap_g[:, None]) / 2
-        score = np.where(fits, eff[None, :] / (FRAGMENT_EPS + frag), -np.inf)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            score = np.where(fits, eff[None, :] / (FRAGMENT_EPS + np.maximum(frag, 0)), -np.inf)
         scored += int(fits.sum())
         s, k = np.unravel_index(int(np.argmax(score)), score.shape)
         chosen.append((cands[k], int(s)))
