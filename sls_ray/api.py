@@ -26,8 +26,12 @@ from sls_ray.errors import (
     WaitTimeout,
 )
 from sls_ray.experiment import EXPERIMENTS, Experiment, experiment_class
+from sls_ray.harness import (
+    FIGURE_MODULES, Figure, SweepRun, SweepSpec, load_figures, plot_figure, run_figure, script_main, select_figures,
+)
 from sls_ray.payload import Sized
 from sls_ray.platform import PlatformProfile, Strict
+from sls_ray.plotting import overlay_paper, pyplot, save_png
 from sls_ray.results import is_finished, read_summary, write_csv, write_json
 from sls_ray.runtime import RunResult, StoredObjects, simulate, simulate_handlers
 # serving as data (issue 10): batch queues in lock step and streaming latency histograms
@@ -45,5 +49,8 @@ __all__ = [
     "PlatformProfile", "Strict",
     "is_finished", "read_summary", "write_csv", "write_json",
     "RunResult", "StoredObjects", "simulate", "simulate_handlers",
+    # the figure harness (sls_ray/harness.py) and plotting (sls_ray/plotting.py)
+    "FIGURE_MODULES", "Figure", "SweepRun", "SweepSpec", "load_figures", "plot_figure", "run_figure",
+    "script_main", "select_figures", "overlay_paper", "pyplot", "save_png",
     "BatchRun", "LatencyHistogram", "serve_batches",
 ]

@@ -163,6 +163,65 @@ def list_() -> None:
     for p in sorted((PROFILE_DIR.parent).rglob("*.yaml")):
         if p.parent != PROFILE_DIR:
             out.print(f"  {p.relative_to(PROFILE_DIR.parent.parent)}")
+    _list_figures(out)
+
+
+def _list_figures(out: Console) -> None:
+    """The reproducible figures (sls_ray/harness.py), one line each: what `sls-ray reproduce` takes."""
+    from sls_ray.harness import figure_table
+
+    out.print("[bold]figures[/] (sls-ray reproduce KEY, or SYSTEM --all)")
+    for row in figure_table().itertuples():
+        out.print(f"  {row.figure:28s} {row.title}  [{row.csvs}]", highlight=False)
+
+
+@app.command()
+def reproduce(target: str = typer.Argument(..., help="a figure 'system/name' (sls-ray list), or a system with --all"),
+              every: bool = typer.Option(False, "--all", help="every figure of the system"),
+              plot_only: bool = typer.Option(False, "--plot-only", help="redraw PNGs from the committed CSVs"),
+              serial: bool = typer.Option(False, "--serial", help="run points one by one in this process"),
+              fresh: bool = typer.Option(False, "--fresh", help="discard finished points and rerun them all"),
+              results: Optional[Path] = typer.Option(None, "--results", help="where CSVs and PNGs go "
+                                                                             "(default: the repo's results/)"),
+              runs: Optional[Path] = typer.Option(None, "--runs", help="where point directories go "
+                                                                       "(default: the repo's runs/)")) -> None:
+    """Regenerate a paper figure: run its grids (resuming), write its CSVs, draw it beside the paper."""
+    from sls_ray.harness import RESULTS_DIR, RUNS_DIR, plot_figure, report, run_figure, select_figures
+
+    results = results or RESULTS_DIR
+    runs = runs or RUNS_DIR
+    try:
+        figures = select_figures(target, every)
+    except ConfigError as e:
+        _fail(str(e))
+    for fig in figures:
+        console.print(f"[bold]{fig.key}[/]: {fig.title}", highlight=False)
+        t0 = time.perf_counter()
+        try:
+            if plot_only:
+                paths = plot_figure(fig, results)
+            else:
+                with Progress(TextColumn("{task.description}"), BarColumn(),
+                              TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                              console=console, transient=True) as bar:
+                    task = bar.add_task("points", total=None)
+
+                    def on_sweep(spec) -> None:
+                        bar.update(task, description=f"{spec.name} ({spec.config})", completed=0, total=None)
+
+                    def on_point(done: int, total: int) -> None:
+                        bar.update(task, completed=done, total=total)
+
+                    paths = run_figure(fig, results, runs, serial=serial, fresh=fresh,
+                                       on_sweep=on_sweep, on_point=on_point)
+            text = report(fig, results)
+        except ConfigError as e:
+            _fail(str(e))
+        if text:
+            Console().print(text, highlight=False, soft_wrap=True)
+        for p in paths:
+            console.print(f"wrote {p}", highlight=False)
+        console.print(f"{fig.key}: done ({time.perf_counter() - t0:.1f}s real)", highlight=False)
 
 
 def main() -> None:

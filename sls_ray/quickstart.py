@@ -16,7 +16,9 @@ from pydantic import Field
 
 from sls_ray.collectives import COLLECTIVES, ArrayChannel
 from sls_ray.experiment import Experiment
+from sls_ray.harness import Figure, SweepSpec
 from sls_ray.platform import Strict
+from sls_ray.plotting import pyplot, save_png
 
 
 class AllReduceParams(Strict):
@@ -103,26 +105,33 @@ class AllReduceExperiment(Experiment):
 
     @classmethod
     def plot_sweep(cls, sweep_dir: Path, sweep: pd.DataFrame) -> list[Path]:
-        import matplotlib
+        return [save_png(allreduce_figure(sweep), sweep_dir / "allreduce.png")]
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
 
-        ok = sweep[sweep["status"] == "ok"]
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-        for service, grp in ok.groupby("params.service"):
-            grp = grp.sort_values("params.workers")
-            axes[0].plot(grp["params.workers"], grp["time_per_round_s"], marker="o", label=service)
-            axes[1].plot(grp["params.workers"], grp["cost_per_round_usd"] * 1000, marker="o", label=service)
-        for ax, label in zip(axes, ["virtual time per round (s)", "cost per round (USD x 1000)"]):
-            ax.set_xscale("log", base=2)
-            ax.set_xlabel("workers")
-            ax.set_ylabel(label)
-            ax.grid(alpha=0.3)
-            ax.legend()
-        fig.suptitle("All-reduce of 1 MiB numpy gradients through storage (aws_2020 profile)")
-        fig.tight_layout()
-        out = sweep_dir / "allreduce.png"
-        fig.savefig(out, dpi=120)
-        plt.close(fig)
-        return [out]
+def allreduce_figure(sweep: pd.DataFrame):
+    """Time and cost per round against workers, one line per service, from sweep.csv."""
+    plt = pyplot()
+    ok = sweep[sweep["status"] == "ok"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for service, grp in ok.groupby("params.service"):
+        grp = grp.sort_values("params.workers")
+        axes[0].plot(grp["params.workers"], grp["time_per_round_s"], marker="o", label=service)
+        axes[1].plot(grp["params.workers"], grp["cost_per_round_usd"] * 1000, marker="o", label=service)
+    for ax, label in zip(axes, ["virtual time per round (s)", "cost per round (USD x 1000)"]):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("workers")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("All-reduce of 1 MiB numpy gradients through storage (aws_2020 profile)")
+    return fig
+
+
+#: the README's figure: ``sls-ray reproduce quickstart/allreduce`` (sls_ray/harness.py)
+FIGURES = [
+    Figure(key="quickstart/allreduce", title="all-reduce time and cost per round vs workers, three services",
+           sweeps=(SweepSpec("quickstart", "quickstart.yaml"),),
+           tables=lambda runs: {"sweep": runs["quickstart"].table},
+           plot=lambda csvs: {"allreduce": allreduce_figure(csvs["sweep"])},
+           csvs=("sweep",)),
+]
