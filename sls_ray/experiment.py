@@ -22,6 +22,7 @@ EXPERIMENTS: dict[str, str] = {
     "allreduce": "sls_ray.quickstart:AllReduceExperiment",
     "lambdaml": "sls_ray.lambdaml.experiment:LambdaMLExperiment",
     "numpywren": "sls_ray.numpywren.experiment:NumPyWrenExperiment",
+    "infless": "sls_ray.infless.experiment:InflessExperiment",
 }
 
 

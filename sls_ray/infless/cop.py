@@ -157,7 +157,7 @@ def profile_host(models: list[str] | None = None, batches: tuple[int, ...] = PRO
     """
     import torch
 
-    from sls_ray.infless.models import GraphModule, OpModule, example_input, op_input
+    from sls_ray.infless.torch_models import GraphModule, OpModule, example_input, op_input
 
     torch.set_num_threads(1)
     rows: list[dict] = []

@@ -4,7 +4,8 @@ INFless §4.2 (COP) predicts a model's latency from its operators, so a model he
 operator graph: ``Seq`` (a chain: latencies add) and ``Par`` (branches from one input: on a
 GPU they overlap, latency is the slowest branch; in eager torch on a CPU they run one after
 another). The same graph builds a plain-torch ``nn.Module`` (torchvision does not work here),
-so measured and predicted latency come from one definition. Inputs are small (64x64 images,
+so measured and predicted latency come from one definition (``torch_models.py`` builds the
+torch modules; this module stays torch-free so planning never pays torch's import). Inputs are small (64x64 images,
 32-token texts) so profiling takes seconds; ``paper_flops_scale`` says how much bigger the
 paper's inputs are (224x224 / 64x64 = 12.25 for the CNNs), and the serving experiments scale
 operator times by it (compute is linear in pixels for convolutions).
@@ -14,8 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-import torch
-from torch import nn
+import math
 
 
 @dataclass(frozen=True)
@@ -68,64 +68,6 @@ def signature(op: Op, shape: tuple[int, ...]) -> str:
     return f"{op.kind}:{','.join(map(str, op.params))}@{'x'.join(map(str, shape))}"
 
 
-class OpModule(nn.Module):
-    def __init__(self, op: Op) -> None:
-        super().__init__()
-        self.op = op
-        k, p = op.kind, op.params
-        if k == "conv":
-            self.m = nn.Sequential(nn.Conv2d(p[0], p[1], p[2], p[3], p[2] // 2, groups=p[4], bias=False), nn.ReLU())
-        elif k == "conv1d":
-            self.m = nn.Sequential(nn.Conv1d(p[0], p[1], p[2]), nn.ReLU())
-        elif k == "linear":
-            self.m = nn.Linear(p[0], p[1])
-        elif k == "lstm":
-            self.m = nn.LSTM(p[0], p[1], batch_first=True)
-        elif k == "embed":
-            self.m = nn.Embedding(p[0], p[1])
-        elif k == "pool":
-            self.m = nn.MaxPool2d(p[0])
-        else:
-            self.m = nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k = self.op.kind
-        if k == "lstm":                    # (B, D, T) -> last hidden state (B, H)
-            return self.m(x.transpose(1, 2))[1][0][0]
-        if k == "embed":                   # (B, T) token ids -> (B, D, T)
-            return self.m(x).transpose(1, 2)
-        if k == "gap":
-            return x.mean(dim=(2, 3))
-        if k == "tmax":
-            return x.amax(dim=2)
-        return self.m(x)
-
-
-class GraphModule(nn.Module):
-    """A plain-torch model built from a graph (eager: parallel branches run in turn)."""
-
-    def __init__(self, node: Node) -> None:
-        super().__init__()
-        self.node = node
-        if isinstance(node, Op):
-            self.op = OpModule(node)
-        else:
-            kids = node.items if isinstance(node, Seq) else node.branches
-            self.kids = nn.ModuleList([GraphModule(k) for k in kids])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.node, Op):
-            return self.op(x)
-        if isinstance(self.node, Seq):
-            for k in self.kids:
-                x = k(x)
-            return x
-        outs = [k(x) for k in self.kids]
-        if self.node.merge == "add":
-            return torch.stack(outs).sum(0)
-        return torch.cat([o.flatten(1) for o in outs], dim=1)
-
-
 def flat_ops(node: Node, shape: tuple[int, ...]) -> tuple[list[tuple[Op, tuple[int, ...]]], tuple[int, ...]]:
     """Every operator with its input shape, in execution order, and the graph's output shape."""
     if isinstance(node, Op):
@@ -143,7 +85,7 @@ def flat_ops(node: Node, shape: tuple[int, ...]) -> tuple[list[tuple[Op, tuple[i
         outs.append(o)
     if node.merge == "add":
         return ops, outs[0]
-    return ops, (sum(int(torch.tensor(o).prod()) for o in outs),)
+    return ops, (sum(math.prod(o) for o in outs),)
 
 
 # ---------------------------------------------------------------------------- the five models
@@ -214,17 +156,3 @@ MODELS: dict[str, ModelSpec] = {
     "lstm": ModelSpec("lstm", lstm(), (32,), True, 4.0),       # paper sequences ~128 tokens [est]
     "textcnn": ModelSpec("textcnn", textcnn(), (32,), True, 4.0),
 }
-
-
-def example_input(spec: ModelSpec, batch: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(0)
-    if spec.tokens:
-        return torch.randint(0, 10000, (batch,) + spec.input_shape, generator=g)
-    return torch.randn((batch,) + spec.input_shape, generator=g)
-
-
-def op_input(op: Op, shape: tuple[int, ...], batch: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(0)
-    if op.kind == "embed":
-        return torch.randint(0, op.params[0], (batch,) + shape, generator=g)
-    return torch.randn((batch,) + shape, generator=g)

@@ -18,9 +18,10 @@
 
 Policies: ``infless`` (all of the above), ``openfaas`` (OpenFaaS+: b = 1, the cheapest
 configuration meeting the SLO, first-fit placement, even dispatch), ``batch`` (BATCH, SC'20: one
-CPU configuration per function chosen by an analytical model from the function's mean rate —
-the best throughput per dollar whose batch fills at that rate — even dispatch, first-fit,
-and a buffer hop on top of the platform). ``infless`` ablations: ``batching=False`` (b = 1),
+configuration per function, from the same (b, c, g) grid so it runs on the same cluster,
+chosen by an analytical model from the function's mean rate — the best throughput per
+dollar whose batch fills at that rate — used for every instance; even dispatch, first-fit,
+and a buffer hop on top of the platform; ``batch_gpu=False`` confines it to CPUs as on Lambda). ``infless`` ablations: ``batching=False`` (b = 1),
 ``resource_aware=False`` (one uniform configuration, first-fit).
 """
 from __future__ import annotations
@@ -63,6 +64,8 @@ class PolicyConfig(Strict):
     threads: list[int] = Field([1, 2, 4, 8, 12, 16], description="candidate CPU threads [paper]")
     gpu_pcts: list[int] = Field([0, 10, 20, 30, 40, 50], description="candidate GPU shares (%) [paper]")
     batch_buffer_s: float = Field(0.005, ge=0, description="BATCH's buffer hop in front of the platform [est]")
+    batch_gpu: bool = Field(True, description="BATCH may use GPU shares (same cluster); False = CPU only, "
+                            "as on the commercial platform BATCH was built for (AWS Lambda)")
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ def candidates(db: ProfileDB, model: str, slo_s: float, policy: PolicyConfig, pr
     batches = [b for b in (1, 2, 4, 8, 16, 32, 64, 128) if b <= policy.max_batch]
     if policy.system == "openfaas" or not policy.batching:
         batches = [1]
-    gpus = [0] if policy.system == "batch" else policy.gpu_pcts
+    gpus = [0] if (policy.system == "batch" and not policy.batch_gpu) else policy.gpu_pcts
     out = []
     for b in batches:
         for c in policy.threads:
