@@ -45,6 +45,7 @@ RUNS_DIR = ROOT / "runs"        # not committed: one directory per point, for re
 FIGURE_MODULES: dict[str, str] = {
     "quickstart": "sls_ray.quickstart",
     "lambdaml": "sls_ray.lambdaml.figures",
+    "infless": "sls_ray.infless.figures",
 }
 
 
