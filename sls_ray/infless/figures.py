@@ -19,7 +19,7 @@ Runs = Mapping[str, SweepRun]
 Tables = Mapping[str, pd.DataFrame]
 DPI = 110
 PATTERNS = ("sporadic", "periodic", "bursty")
-LOADS = "250,500,1000,2000,4000,8000,16000"
+LOADS = "500,2000,8000,16000"
 SYSTEM_COLORS = {"INFless": "tab:blue", "BATCH": "tab:orange", "BATCH (CPU only)": "tab:brown",
                  "OpenFaaS+": "tab:green"}
 SEED_SPEEDUP = (2.0, 5.0)                  # INFless vs the baselines [seed]
@@ -94,7 +94,7 @@ def throughput_plot(csvs: Tables) -> dict:
         ax.bar(x + i * w, v, w, label=s, color=SYSTEM_COLORS[s])
     ax.set_xticks(x + w * (len(systems) - 1) / 2, PATTERNS)
     ax.set_ylabel("throughput meeting SLO (req/s within SLO)")
-    ax.set_title("best goodput over offered loads 250-16,000 req/s")
+    ax.set_title("best goodput over offered loads 500-16,000 req/s")
     ax.legend(fontsize=8)
     for i, s in enumerate([s for s in systems if s != "INFless"]):
         r = [best[(best.pattern == p) & (best.system == "INFless")].goodput_rps.max()
@@ -120,7 +120,7 @@ def throughput_report(csvs: Tables) -> str:
 # -- 2. throughput vs SLO
 
 SLO_SWEEP = SweepSpec("slo", "infless/throughput.yaml", serial=True,
-                      grid=("system=infless,batch,openfaas", "slo_scale=0.5,1,1.5,2,3", "load_rps=4000,16000"),
+                      grid=("system=infless,batch,openfaas", "slo_scale=0.5,1,2", "load_rps=16000"),
                       sets=("params.pattern=poisson",))
 
 
@@ -144,7 +144,7 @@ COMPONENT_VARIANTS = {"components_full": (), "components_nobatch": ("params.batc
                       "components_noaware": ("params.resource_aware=false",),
                       "components_err15": ("params.profile_error=1.5",),
                       "components_err2": ("params.profile_error=2.0",)}
-COMPONENT_SWEEPS = tuple(SweepSpec(n, "infless/throughput.yaml", serial=True, grid=("load_rps=2000,4000,8000,16000",),
+COMPONENT_SWEEPS = tuple(SweepSpec(n, "infless/throughput.yaml", serial=True, grid=("load_rps=4000,16000",),
                                    sets=("params.pattern=bursty",) + s) for n, s in COMPONENT_VARIANTS.items())
 
 
@@ -173,7 +173,7 @@ def diversity_tables(runs: Runs) -> dict[str, pd.DataFrame]:
 def diversity_plot(csvs: Tables) -> dict:
     plt = pyplot()
     df = csvs["configs"]
-    df = df[(df.pattern == "bursty") & (df.load_rps == 4000)]
+    df = df[(df.pattern == "bursty") & (df.load_rps == 8000)]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), sharey=True)
     for ax, s in zip(axes, ["INFless", "BATCH", "OpenFaaS+"]):
         d = df[df.system == s]
@@ -184,7 +184,7 @@ def diversity_plot(csvs: Tables) -> dict:
         ax.set_xlabel("CPU threads c (marker size: batch b)")
     axes[0].set_ylabel("GPU share g (%)")
     axes[0].legend(fontsize=7)
-    fig.suptitle("configuration diversity, bursty load 4,000 req/s (seed: INFless non-uniform, BATCH uniform)")
+    fig.suptitle("configuration diversity, bursty load 8,000 req/s (seed: INFless non-uniform, BATCH uniform)")
     return {"configs": fig}
 
 
@@ -268,7 +268,7 @@ def coldstart_plot(csvs: Tables) -> dict:
 
 # -- 7. large scale
 
-LARGE_SCALES = (1, 4, 16, 64)
+LARGE_SCALES = (1, 4, 16, 48)
 LARGE_SWEEPS = tuple(SweepSpec(f"large_x{k}", "infless/large_scale.yaml", serial=True,
                                grid=("system=infless,batch,openfaas",),
                                sets=(f"params.nodes={4 * k}", f"params.functions_per_model={k}",

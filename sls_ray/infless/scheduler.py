@@ -9,7 +9,8 @@
 * ``greedy_place``: INFless's heuristic for the placement integer program. Repeatedly take the
   (configuration, slot) maximising (r_up / price of its resources) / (ε + fragment it leaves),
   among configurations whose r_low the residual load can still fill (a batch that never fills
-  wastes its timeout), until the residual is covered or nothing fits.
+  wastes its timeout), until the residual is covered or nothing fits; a remainder that no
+  batch can fill gets the cheapest configuration that covers it.
 * ``Autoscaler``: one function-set's state machine. ``tick(t, rates)`` takes the observed
   rates and returns the decisions (placements, releases, dispatch rates), already applied to
   the ``Cluster``; ``validate()`` checks them. Scale out when R > R_max (for the residual);
@@ -136,6 +137,7 @@ def greedy_place(cluster: Cluster, cands: list[Candidate], residual: float) -> t
     eff = np.array([k.r_up / k.price_per_s for k in cands])
     r_low = np.array([k.r_low for k in cands])
     r_up = np.array([k.r_up for k in cands])
+    price = np.array([k.price_per_s for k in cands])
     free_t = cluster.free_threads.astype(float).copy()
     free_g = cluster.free_gpu.astype(float).copy()
     cap_t = cluster.cap_threads.astype(float)
@@ -143,17 +145,19 @@ def greedy_place(cluster: Cluster, cands: list[Candidate], residual: float) -> t
     chosen: list[tuple[Candidate, int]] = []
     scored = 0
     while residual > 1e-9:
-        fits = (free_t[:, None] >= th[None, :]) & (free_g[:, None] >= gp[None, :])
-        fillable = r_low <= residual
-        if fillable.any():
-            fits &= fillable[None, :]
-        if not fits.any():
-            fits = (free_t[:, None] >= th[None, :]) & (free_g[:, None] >= gp[None, :])
-            if not fits.any():
-                break
+        room = (free_t[:, None] >= th[None, :]) & (free_g[:, None] >= gp[None, :])
+        if not room.any():
+            break
+        fits = room & (r_low <= residual)[None, :]
         frag = ((free_t[:, None] - th[None, :]) / cap_t[:, None] + (free_g[:, None] - gp[None, :]) / cap_g[:, None]) / 2
-        with np.errstate(divide="ignore", invalid="ignore"):
-            score = np.where(fits, eff[None, :] / (FRAGMENT_EPS + np.maximum(frag, 0)), -np.inf)
+        if fits.any():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                score = np.where(fits, eff[None, :] / (FRAGMENT_EPS + np.maximum(frag, 0)), -np.inf)
+        else:   # a remainder no batch can fill: the cheapest instance that covers it (else the largest)
+            covers = room & (r_up >= residual)[None, :]
+            fits = covers if covers.any() else room
+            key = -(price[None, :] + 0 * frag) if covers.any() else r_up[None, :] + 0 * frag
+            score = np.where(fits, key, -np.inf)
         scored += int(fits.sum())
         s, k = np.unravel_index(int(np.argmax(score)), score.shape)
         chosen.append((cands[k], int(s)))
