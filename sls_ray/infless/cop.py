@@ -68,6 +68,12 @@ class ProfileDB:
             raise ValueError("profile table has no 'calibration' row (host FLOP/s per thread)")
         self.host_flops = float(cal.seconds.iloc[0])
         self._cache: dict[tuple, float] = {}
+        self._gpu_unit: dict[tuple, float] = {}    # (model, batch) -> GPU graph time x S / (1 + b½/b)
+        ops = self.table[self.table.kind == "op"]
+        self._only_host_rows = bool(((ops.threads == 1) & (ops.gpu_pct == 0)).all())
+        self._ops = {m: len(flat_ops(spec.graph, spec.input_shape)[0]) for m, spec in MODELS.items()}
+        #: derived tables of planners that use this profile (scheduler.candidates), keyed by their inputs
+        self.memo: dict[tuple, object] = {}
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_PROFILE) -> "ProfileDB":
@@ -120,8 +126,21 @@ class ProfileDB:
         key = (model, batch, threads, gpu_pct)
         if key not in self._cache:
             spec = MODELS[model]
-            t, _ = self._walk(spec.graph, spec.input_shape, batch, threads, gpu_pct)
-            self._cache[key] = t
+            if self._only_host_rows and (threads, gpu_pct) != (1, 0):
+                # the scaling model multiplies every operator by one factor: walk once per batch
+                s = self.scaling
+                if gpu_pct == 0:
+                    unit = self.graph_time(model, batch, 1, 0)
+                else:
+                    if (model, batch) not in self._gpu_unit:
+                        t = self._walk(spec.graph, spec.input_shape, batch, 1, 100)[0]
+                        self._gpu_unit[(model, batch)] = t * s.gpu_speedup / (1 + s.half_batch / batch)
+                    unit = self._gpu_unit[(model, batch)]
+                factor = (s.serial_fraction + (1 - s.serial_fraction) / threads) if gpu_pct == 0 else \
+                    (1 + s.half_batch / batch) / (s.gpu_speedup * gpu_pct / 100)
+                self._cache[key] = unit * factor
+            else:
+                self._cache[key] = self._walk(spec.graph, spec.input_shape, batch, threads, gpu_pct)[0]
         return self._cache[key]
 
     def exec_time(self, model: str, batch: int, threads: int, gpu_pct: int) -> float:
@@ -130,7 +149,7 @@ class ProfileDB:
         spec = MODELS[model]
         t = self.graph_time(model, batch, threads, gpu_pct) * spec.paper_flops_scale
         if gpu_pct > 0:   # launches do not grow with the input size
-            t += s.launch_s * len(flat_ops(spec.graph, spec.input_shape)[0])
+            t += s.launch_s * self._ops[model]
         return t + s.preprocess_s * batch / max(threads, 1)
 
     def measured(self, model: str, batch: int) -> float | None:

@@ -27,7 +27,9 @@ and a buffer hop on top of the platform; ``batch_gpu=False`` confines it to CPUs
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from pydantic import Field
@@ -81,14 +83,29 @@ class Candidate:
 
 
 def prediction_error(model: str, cfg: InstanceConfig, scale: float, seed: int) -> float:
-    """A fixed relative COP error per (model, configuration), uniform in ±10% x scale [paper: <10%]."""
-    h = np.random.default_rng([seed, sum(map(ord, model)), cfg.batch, cfg.threads, cfg.gpu_pct]).uniform(-0.1, 0.1)
-    return float(h * scale)
+    """A fixed relative COP error per (model, configuration), uniform in ±10% x scale [paper: <10%].
+
+    Drawn from a CRC of the key (cheap and stable across processes, unlike ``hash``).
+    """
+    key = f"{seed}/{model}/{cfg.batch}/{cfg.threads}/{cfg.gpu_pct}".encode()
+    u = zlib.crc32(key) / 2**32
+    return float((2 * u - 1) * 0.1 * scale)
 
 
 def candidates(db: ProfileDB, model: str, slo_s: float, policy: PolicyConfig, pricing: Pricing,
                seed: int = 0) -> list[Candidate]:
-    """Every (b, c, g) whose planned t_exec is at most t_slo / 2, best throughput per dollar first."""
+    """Every (b, c, g) whose planned t_exec is at most t_slo / 2, best throughput per dollar first.
+
+    Memoised on the profile table per (model, SLO, policy, pricing, seed): many functions share a model.
+    """
+    key = (model, slo_s, policy.model_dump_json(), pricing.model_dump_json(), seed)
+    if key not in db.memo:
+        db.memo[key] = _candidates(db, model, slo_s, policy, pricing, seed)
+    return db.memo[key]
+
+
+def _candidates(db: ProfileDB, model: str, slo_s: float, policy: PolicyConfig, pricing: Pricing,
+                seed: int) -> list[Candidate]:
     batches = [b for b in (1, 2, 4, 8, 16, 32, 64, 128) if b <= policy.max_batch]
     if policy.system == "openfaas" or not policy.batching:
         batches = [1]
@@ -125,6 +142,14 @@ class Placement:
     slot: int
 
 
+@lru_cache(maxsize=4096)
+def _columns(cands: tuple[Candidate, ...]) -> tuple[np.ndarray, ...]:
+    """Candidate fields as arrays (threads, GPU %, r_up per dollar, r_low, r_up, price), memoised."""
+    return (np.array([k.config.threads for k in cands]), np.array([k.config.gpu_pct for k in cands]),
+            np.array([k.r_up / k.price_per_s for k in cands]), np.array([k.r_low for k in cands]),
+            np.array([k.r_up for k in cands]), np.array([k.price_per_s for k in cands]))
+
+
 def greedy_place(cluster: Cluster, cands: list[Candidate], residual: float) -> tuple[list[tuple[Candidate, int]], int]:
     """(candidate, slot) choices covering ``residual`` req/s, and how many pairs were scored.
 
@@ -132,12 +157,7 @@ def greedy_place(cluster: Cluster, cands: list[Candidate], residual: float) -> t
     """
     if not cands or residual <= 0:
         return [], 0
-    th = np.array([k.config.threads for k in cands])
-    gp = np.array([k.config.gpu_pct for k in cands])
-    eff = np.array([k.r_up / k.price_per_s for k in cands])
-    r_low = np.array([k.r_low for k in cands])
-    r_up = np.array([k.r_up for k in cands])
-    price = np.array([k.price_per_s for k in cands])
+    th, gp, eff, r_low, r_up, price = _columns(tuple(cands))
     free_t = cluster.free_threads.astype(float).copy()
     free_g = cluster.free_gpu.astype(float).copy()
     cap_t = cluster.cap_threads.astype(float)
@@ -192,7 +212,11 @@ class Decisions:
 
 
 class Autoscaler:
-    """Scaling and dispatch for a set of functions on one cluster (events in, decisions out)."""
+    """Scaling and dispatch for a set of functions on one cluster (events in, decisions out).
+
+    Per-instance state lives in arrays indexed by instance id, so a tick finds the functions
+    that need a decision with a few numpy passes and runs Python only for those.
+    """
 
     def __init__(self, cluster: Cluster, policy: PolicyConfig, cands: list[list[Candidate]],
                  mean_rates: np.ndarray, cold_start_s: float) -> None:
@@ -200,9 +224,13 @@ class Autoscaler:
         self.policy = policy
         self.cands = cands
         self.cold_ns = int(cold_start_s * 1e9)
-        self.members: list[list[int]] = [[] for _ in cands]       # instance ids per function
+        self.members: list[list[int]] = [[] for _ in cands]       # instance ids per function, oldest first
         self.cand_of: dict[int, Candidate] = {}
         self.uniform = [self._uniform(c, float(r)) for c, r in zip(cands, mean_rates)]
+        self.func = np.zeros(0, np.int64)
+        self.r_low = self.r_up = self.price = np.zeros(0)
+        self.ready = np.zeros(0, np.int64)
+        self.alive = np.zeros(0, bool)
 
     def _uniform(self, cands: list[Candidate], mean_rate: float) -> Candidate | None:
         """The one configuration of OpenFaaS+, BATCH and the no-resource-aware ablation."""
@@ -214,32 +242,60 @@ class Autoscaler:
         return max(fill, key=lambda k: (k.r_up / k.price_per_s, k.config))
 
     def band(self, f: int) -> tuple[np.ndarray, np.ndarray]:
-        ks = [self.cand_of[i] for i in self.members[f]]
-        return np.array([k.r_low for k in ks]), np.array([k.r_up for k in ks])
+        m = np.array(self.members[f], dtype=np.int64)
+        return self.r_low[m], self.r_up[m]
+
+    def _sums(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        F = len(self.cands)
+        a = self.alive
+        f = self.func[a]
+        return (np.bincount(f, self.r_low[a], F), np.bincount(f, self.r_up[a], F), np.bincount(f, minlength=F))
 
     def tick(self, t_ns: int, rates: np.ndarray, idle: np.ndarray | None = None, warm_now: bool = False) -> Decisions:
         """Observed rates per function -> placements and releases (applied to the cluster).
 
-        ``idle(iid)`` (an array indexed by instance id) says whether an instance has nothing
-        queued; only those are released. ``warm_now`` places instances warm (initial provisioning).
+        ``idle`` (an array indexed by instance id) says whether an instance has nothing queued;
+        only those are released. ``warm_now`` places instances warm (initial provisioning).
         """
         d = Decisions()
         ready = t_ns if warm_now else t_ns + self.cold_ns
-        for f, R in enumerate(rates):
-            _, r_up = self.band(f)
-            R_max = float(r_up.sum())
-            if R > R_max:
-                d.scored += self._scale_out(f, R - R_max, ready, d)
-            elif len(self.members[f]) > 1:
-                # release the least efficient instance if the rest still hold R at α of their R_max
-                worst = min(self.members[f], key=lambda i: (self.cand_of[i].r_up / self.cand_of[i].price_per_s, -i))
-                rest = R_max - self.cand_of[worst].r_up
-                if R < ALPHA * rest and (idle is None or idle[worst]):
-                    self.members[f].remove(worst)
-                    del self.cand_of[worst]
-                    self.cluster.release(worst)
-                    d.released.append(worst)
+        _, R_max, count = self._sums()
+        out = rates > R_max
+        # release candidates: per function its least efficient instance (ties: the newest)
+        worst = np.full(len(self.cands), -1, np.int64)
+        ids = np.nonzero(self.alive)[0]
+        if ids.size:
+            order = np.lexsort((-ids, self.r_up[ids] / self.price[ids], self.func[ids]))
+            ids = ids[order]
+            first = np.r_[True, self.func[ids][1:] != self.func[ids][:-1]]
+            worst[self.func[ids[first]]] = ids[first]
+        rest = R_max - np.where(worst >= 0, self.r_up[np.maximum(worst, 0)] if self.r_up.size else 0.0, 0.0)
+        shrink = ~out & (count > 1) & (rates < ALPHA * rest)
+        if idle is not None and shrink.any():
+            shrink &= np.where(worst >= 0, idle[np.maximum(worst, 0)], False)
+        for f in np.nonzero(out | shrink)[0]:
+            if out[f]:
+                d.scored += self._scale_out(int(f), float(rates[f] - R_max[f]), ready, d)
+            else:
+                w = int(worst[f])
+                self.members[f].remove(w)
+                del self.cand_of[w]
+                self.alive[w] = False
+                self.cluster.release(w)
+                d.released.append(w)
         return d
+
+    def _grow(self, n: int) -> None:
+        if n <= self.alive.size:
+            return
+        cap = max(64, 2 * n)
+
+        def ext(a, fill):
+            out = np.full(cap, fill, dtype=a.dtype)
+            out[:a.size] = a
+            return out
+        self.func, self.r_low, self.r_up = ext(self.func, -1), ext(self.r_low, 0.0), ext(self.r_up, 0.0)
+        self.price, self.ready, self.alive = ext(self.price, 1.0), ext(self.ready, 0), ext(self.alive, False)
 
     def _scale_out(self, f: int, residual: float, ready_ns: int, d: Decisions) -> int:
         p = self.policy
@@ -252,20 +308,50 @@ class Autoscaler:
             inst = self.cluster.place(f, cand.config, slot, ready_ns)
             self.members[f].append(inst.iid)
             self.cand_of[inst.iid] = cand
+            self._grow(inst.iid + 1)
+            i = inst.iid
+            self.func[i], self.r_low[i], self.r_up[i], self.price[i] = f, cand.r_low, cand.r_up, cand.price_per_s
+            self.ready[i], self.alive[i] = ready_ns, True
             d.placed.append(inst)
         return scored
 
-    def weights(self, f: int, R: float) -> np.ndarray:
-        """Routing weights over ``members[f]``: the band rule (INFless) or even (the baselines)."""
-        r_low, r_up = self.band(f)
+    def routing(self, t_ns: int, rates: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(instance ids grouped by function, their functions, routing weights) at ``t_ns``.
+
+        INFless routes by the band rule (``dispatch_rates``, vectorised over functions); the
+        baselines evenly. Only warm instances get requests; a function whose instances are all
+        still cold queues at the one that starts first.
+        """
+        ids = np.nonzero(self.alive)[0]
+        ids = ids[np.argsort(self.func[ids], kind="stable")]
+        f = self.func[ids]
         if self.policy.system == "infless":
-            return dispatch_rates(R, r_low, r_up)
-        return np.ones(len(r_up))
+            R_min, R_max, _ = self._sums()
+            R = rates[f]
+            lo, hi = R_min[f], R_max[f]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                mid = self.r_up[ids] - (hi - R) / (hi - lo) * (self.r_up[ids] - self.r_low[ids])
+            w = np.where((R >= hi) | (hi == lo), self.r_up[ids], np.where(R <= lo, self.r_low[ids], mid))
+        else:
+            w = np.ones(ids.size)
+        warm = self.ready[ids] <= t_ns
+        any_warm = np.bincount(f, warm, len(self.cands)) > 0
+        cold_f = ~any_warm[f]
+        if cold_f.any():
+            # all cold: the earliest-ready instance of the function (first of ties) takes the load
+            key = np.where(cold_f, self.ready[ids], np.iinfo(np.int64).max)
+            order = np.lexsort((np.arange(ids.size), key, f))
+            firsts = order[np.r_[True, f[order][1:] != f[order][:-1]]]
+            pick = np.zeros(ids.size, bool)
+            pick[firsts] = True
+            warm = np.where(cold_f, pick, warm)
+        return ids, f, np.where(warm, w, 0.0)
 
     def validate(self) -> None:
         self.cluster.validate()
         ids = [i for m in self.members for i in m]
         assert len(ids) == len(set(ids)), "an instance belongs to two functions"
         assert set(ids) == set(self.cluster.instances) == set(self.cand_of), "instance sets out of step"
+        assert set(np.nonzero(self.alive)[0].tolist()) == set(ids), "instance arrays out of step"
         for f, m in enumerate(self.members):
             assert all(self.cluster.instances[i].func == f for i in m), "instance filed under the wrong function"

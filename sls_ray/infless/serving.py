@@ -225,32 +225,22 @@ def simulate_serving(loads: list[FunctionLoad], policy: PolicyConfig, cfg: Servi
 
 def _route(scaler: Autoscaler, tab: _Table, fid: np.ndarray, counts: np.ndarray, observed: np.ndarray,
            t0: int) -> tuple[np.ndarray, np.ndarray]:
-    """Instance of every new request (by dispatch rate, warm instances first) and the lost mask."""
-    bounds: list[np.ndarray] = []
-    targets: list[np.ndarray] = []
-    has = np.zeros(counts.size, bool)
-    for f in np.nonzero(counts)[0]:
-        m = np.array(scaler.members[f], dtype=np.int64)
-        if not m.size:
-            continue
-        warm = tab.ready[m] <= t0
-        w = scaler.weights(int(f), float(observed[f]))
-        if warm.any():
-            w = np.where(warm, w, 0.0)
-        else:                                   # all cold: queue at the one that starts first
-            w = np.zeros(m.size)
-            w[int(np.argmin(tab.ready[m]))] = 1.0
-        c = np.cumsum(w)
-        bounds.append(f + c / c[-1])
-        targets.append(m)
-        has[f] = True
+    """Instance of every new request (in proportion to the routing weights) and the lost mask."""
+    ids, f, w = scaler.routing(t0, observed)
+    F = counts.size
+    total = np.bincount(f, w, F)
+    has = total > 0
     lost = ~has[fid]
-    if not bounds:
+    if not ids.size or not has.any():
         return np.zeros(0, np.int64), lost
+    keep = total[f] > 0
+    ids, f, w = ids[keep], f[keep], w[keep]
+    c = np.cumsum(w)
+    start = np.r_[0.0, c][np.searchsorted(f, np.arange(F))]        # cumulative weight before each function
+    bounds = f + (c - start[f]) / total[f]
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     rank = np.arange(fid.size) - starts[fid]
     u = np.mod((rank + 1) * PHI + fid * 0.1234567, 1.0)
-    B = np.concatenate(bounds)
-    T = np.concatenate(targets)
-    pos = np.searchsorted(B, fid[~lost] + u[~lost], side="right")
-    return T[np.minimum(pos, T.size - 1)], lost
+    g = fid[~lost]
+    pos = np.searchsorted(bounds, g + u[~lost], side="right")
+    return ids[np.minimum(pos, ids.size - 1)], lost
