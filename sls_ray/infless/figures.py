@@ -48,9 +48,11 @@ def points(runs: Runs, *names: str) -> pd.DataFrame:
     rows = []
     for n in names:
         for _, r in runs[n].table.iterrows():
-            row = {"sweep": n, "system": label(r)}
+            row = {"sweep": n}
             row.update({k.split(".", 1)[1]: v for k, v in r.items() if k.startswith("params.")})
             row.update({k.split(".", 1)[1]: v for k, v in r.items() if k.startswith("infless.")})
+            row["system_kind"] = row.pop("system")
+            row["system"] = label(r)
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -60,7 +62,7 @@ def _system_points(runs: Runs, table: pd.DataFrame, csv: str, names: tuple[str, 
     for n in names:
         for d, (_, r) in zip(runs[n].dirs, runs[n].table.iterrows()):
             if (d / csv).exists():
-                frames.append(pd.read_csv(d / csv).assign(system=label(r)))
+                frames.append(pd.read_csv(d / csv).rename(columns={"system": "system_kind"}).assign(system=label(r)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

@@ -135,13 +135,6 @@ def dispatch_rates(R: float, r_low: np.ndarray, r_up: np.ndarray) -> np.ndarray:
     return r_up - (R_max - R) / (R_max - R_min) * (r_up - r_low)
 
 
-@dataclass
-class Placement:
-    func: int
-    candidate: Candidate
-    slot: int
-
-
 @lru_cache(maxsize=4096)
 def _columns(cands: tuple[Candidate, ...]) -> tuple[np.ndarray, ...]:
     """Candidate fields as arrays (threads, GPU %, r_up per dollar, r_low, r_up, price), memoised."""

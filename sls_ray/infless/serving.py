@@ -72,7 +72,6 @@ class _Table:
         self.cap = 0
         self.batch = self.timeout = self.exec = self.free = self.func = self.price = np.zeros(0, np.int64)
         self.alive = np.zeros(0, bool)
-        self.ready = np.zeros(0, np.int64)
 
     def grow(self, n: int) -> None:
         if n <= self.cap:
@@ -87,7 +86,6 @@ class _Table:
         self.exec, self.free = ext(self.exec, 0, np.int64), ext(self.free, 0, np.int64)
         self.func, self.price = ext(self.func, -1, np.int64), ext(self.price, 0.0, np.float64)
         self.alive = ext(self.alive, False, bool)
-        self.ready = ext(self.ready, 0, np.int64)
         self.cap = cap
 
 
@@ -130,7 +128,6 @@ def simulate_serving(loads: list[FunctionLoad], policy: PolicyConfig, cfg: Servi
             tab.exec[inst.iid] = int(round(c.exec_s * 1e9))
             tab.timeout[inst.iid] = int(round(c.timeout_s * 1e9))
             tab.free[inst.iid] = inst.ready_ns
-            tab.ready[inst.iid] = inst.ready_ns
             tab.func[inst.iid] = inst.func
             tab.price[inst.iid] = c.price_per_s
             tab.alive[inst.iid] = True

@@ -2,7 +2,6 @@
 Functions 2019 trace format and shape."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -67,3 +66,15 @@ def test_a_file_in_another_format_is_refused(tmp_path):
     pd.DataFrame({"a": [1]}).to_csv(tmp_path / "x.csv", index=False)
     with pytest.raises(ValueError, match="Azure Functions 2019"):
         read_azure([tmp_path / "x.csv"])
+
+
+def test_host_profiling_writes_a_table_prediction_can_use(tmp_path):
+    """Real torch timing (values vary by host; only the table's shape and use are asserted)."""
+    from sls_ray.infless.cop import profile_host
+
+    table = profile_host(["textcnn"], batches=(1, 2), reps=1)
+    assert set(table.kind) == {"calibration", "op", "model"}
+    assert (table.seconds > 0).all()
+    assert len(table[table.kind == "model"]) == 2
+    db = ProfileDB(table)
+    assert db.graph_time("textcnn", 2) > 0 and db.exec_time("textcnn", 4, 2, 10) > 0   # b=4 extrapolated
