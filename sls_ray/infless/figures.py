@@ -122,7 +122,7 @@ def throughput_report(csvs: Tables) -> str:
 # -- 2. throughput vs SLO
 
 SLO_SWEEP = SweepSpec("slo", "infless/throughput.yaml", serial=True,
-                      grid=("system=infless,batch,openfaas", "slo_scale=0.5,1,2", "load_rps=16000"),
+                      grid=("system=infless,batch,openfaas", "slo_scale=0.5,1,2", "load_rps=2000,8000,32000"),
                       sets=("params.pattern=poisson",))
 
 
@@ -190,9 +190,14 @@ def diversity_plot(csvs: Tables) -> dict:
     return {"configs": fig}
 
 
+PROVISIONING_SWEEP = SweepSpec("provisioning", "infless/throughput.yaml", serial=True,
+                               grid=("system=infless,batch,openfaas",),
+                               sets=("params.pattern=periodic", "params.load_rps=2000", "params.duration_s=1200"))
+
+
 def provisioning_tables(runs: Runs) -> dict[str, pd.DataFrame]:
-    tl = _system_points(runs, None, "timeline.csv", ("throughput",))
-    return {"provisioning": tl[(tl.load_rps == 2000) & tl.system.isin(["INFless", "BATCH", "OpenFaaS+"])],
+    tl = _system_points(runs, None, "timeline.csv", ("provisioning",))
+    return {"provisioning": tl,
             "violations": points(runs, "throughput")[["system", "pattern", "load_rps", "arrived", "within_slo",
                                                       "dropped", "slo_attainment", "serving_cost_usd"]]
             .assign(violation_rate=lambda d: 1 - d.slo_attainment)}
@@ -201,7 +206,6 @@ def provisioning_tables(runs: Runs) -> dict[str, pd.DataFrame]:
 def provisioning_plot(csvs: Tables) -> dict:
     plt = pyplot()
     tl = csvs["provisioning"]
-    tl = tl[tl.pattern == "periodic"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for s in ["INFless", "BATCH", "OpenFaaS+"]:
         d = tl[tl.system == s]
@@ -216,7 +220,7 @@ def provisioning_plot(csvs: Tables) -> dict:
     for ax in axes[:2]:
         ax.set_xlabel("virtual time (s)")
         ax.legend(fontsize=8)
-    axes[0].set_title("provisioning over time, periodic load 2,000 req/s")
+    axes[0].set_title("provisioning over time, periodic load 2,000 req/s (20 min)")
     v = csvs["violations"]
     v = v[v.load_rps == 2000]
     systems = ["INFless", "BATCH", "OpenFaaS+"]
@@ -346,7 +350,7 @@ FIGURES = [
     Figure(key="infless/configs", title="configuration diversity (b, c, g) of INFless vs BATCH vs OpenFaaS+",
            sweeps=THROUGHPUT_SWEEPS[:1], tables=diversity_tables, plot=diversity_plot, csvs=("configs",), dpi=DPI),
     Figure(key="infless/provisioning", title="resources over time and SLO-violation rates",
-           sweeps=THROUGHPUT_SWEEPS[:1], tables=provisioning_tables, plot=provisioning_plot,
+           sweeps=(THROUGHPUT_SWEEPS[0], PROVISIONING_SWEEP), tables=provisioning_tables, plot=provisioning_plot,
            csvs=("provisioning", "violations"), dpi=DPI),
     Figure(key="infless/coldstart", title="cold starts and idle memory: LSTH (γ 0.3/0.5/0.7) vs HHP vs fixed",
            sweeps=COLDSTART_SWEEPS, tables=coldstart_tables, plot=coldstart_plot, csvs=("coldstart",),

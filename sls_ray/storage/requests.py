@@ -231,7 +231,7 @@ def serve_batches(arrivals_ns: np.ndarray, offsets: np.ndarray, batch: np.ndarra
         act = act[p[act] < end[act]]
     if act.size:
         # the few instances with many batches left: one scalar loop each beats a numpy round for all
-        h, f, z = _tail(A.tolist(), act.tolist(), p, end, free, batch, timeout_ns, exec_ns, horizon_ns)
+        h, f, z = _tail(A, act.tolist(), p, end, free, batch, timeout_ns, exec_ns, horizon_ns)
         heads.append(np.array(h, dtype=np.int64))
         fins.append(np.array(f, dtype=np.int64))
         sizes.append(np.array(z, dtype=np.int64))
@@ -249,30 +249,33 @@ def serve_batches(arrivals_ns: np.ndarray, offsets: np.ndarray, batch: np.ndarra
     return BatchRun(done, p, free, np.zeros(0, dtype=np.int64))
 
 
-def _tail(A: list, act: list, p: np.ndarray, end: np.ndarray, free: np.ndarray, batch: np.ndarray,
+def _tail(A: np.ndarray, act: list, p: np.ndarray, end: np.ndarray, free: np.ndarray, batch: np.ndarray,
           timeout_ns: np.ndarray, exec_ns: np.ndarray, horizon_ns: int) -> tuple[list, list, list]:
     """``serve_batches``' rule for a few instances, batch by batch in plain Python (same result)."""
     heads: list[int] = []
     fins: list[int] = []
     sizes: list[int] = []
     for i in act:
-        pi, ei, bi, fr = int(p[i]), int(end[i]), int(batch[i]), int(free[i])
+        base, ei, bi, fr = int(p[i]), int(end[i]), int(batch[i]), int(free[i])
         to, ex = int(timeout_ns[i]), int(exec_ns[i])
-        while pi < ei:
+        seg = A[base:ei].tolist()
+        n = len(seg)
+        pi = 0
+        while pi < n:
             idx = pi + bi - 1
-            ready = A[pi] + to
-            if idx < ei and A[idx] < ready:
-                ready = A[idx]
+            ready = seg[pi] + to
+            if idx < n and seg[idx] < ready:
+                ready = seg[idx]
             start = ready if ready > fr else fr
             if start > horizon_ns:
                 break
-            upto = bisect_right(A, start, pi, min(pi + bi, ei))
-            heads.append(pi)
+            upto = bisect_right(seg, start, pi, min(pi + bi, n))
+            heads.append(base + pi)
             fr = start + ex
             fins.append(fr)
             sizes.append(upto - pi)
             pi = upto
-        p[i] = pi
+        p[i] = base + pi
         free[i] = fr
     return heads, fins, sizes
 
