@@ -122,7 +122,7 @@ def throughput_report(csvs: Tables) -> str:
 # -- 2. throughput vs SLO
 
 SLO_SWEEP = SweepSpec("slo", "infless/throughput.yaml", serial=True,
-                      grid=("system=infless,batch,openfaas", "slo_scale=0.5,1,2", "load_rps=2000,8000,32000"),
+                      grid=("system=infless,batch,openfaas", "slo_scale=0.5,1,2", "load_rps=2000,4000,8000,16000,32000"),
                       sets=("params.pattern=poisson",))
 
 
