@@ -69,3 +69,16 @@ def test_same_seed_same_latencies_on_both_transports(ray_session):
     assert remote.summary["status"] == "ok"
     assert remote.summary["trace_hash"] == local.summary["trace_hash"]
     assert remote.tables["functions"].equals(local.tables["functions"])
+
+
+@pytest.mark.parametrize("name", ["serving", "throughput", "coldstart", "cop", "large_scale"])
+def test_every_shipped_config_runs_in_tiny_mode(name):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "infless" / f"{name}.yaml"
+    cfg = load_config(str(path), ["params.duration_s=5", "params.load_rps=200", "params.trace_functions=10",
+                                  "params.trace_days=1"])
+    r = simulate(cfg)
+    assert r.summary["status"] == "ok"
+    assert r.summary["infless"]
+    assert r.tables
