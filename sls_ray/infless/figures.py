@@ -274,7 +274,7 @@ def coldstart_plot(csvs: Tables) -> dict:
 
 # -- 7. large scale
 
-LARGE_SCALES = (1, 4, 16, 48)
+LARGE_SCALES = (1, 4, 16, 48, 112)
 LARGE_SWEEPS = tuple(SweepSpec(f"large_x{k}", "infless/large_scale.yaml", serial=True,
                                grid=("system=infless,batch,openfaas",),
                                sets=(f"params.nodes={4 * k}", f"params.functions_per_model={k}",
