@@ -82,3 +82,18 @@ def test_every_shipped_config_runs_in_tiny_mode(name):
     assert r.summary["status"] == "ok"
     assert r.summary["infless"]
     assert r.tables
+
+
+def test_azure_pattern_replays_a_trace_file_scaled_to_the_load(tmp_path):
+    from sls_ray.infless.experiment import InflessParams, _loads
+    from sls_ray.infless.streams import generate_azure, write_azure
+
+    counts, triggers = generate_azure(50, 1, 7)
+    write_azure(tmp_path / "day.csv", counts, triggers)
+    p = InflessParams(pattern="azure", azure_trace=str(tmp_path / "day.csv"), load_rps=500, duration_s=180).model_dump()
+    loads = _loads(p)
+    assert len(loads) == 5
+    assert sum(ld.rates.mean() for ld in loads) == pytest.approx(500)
+    busiest = np.argsort(-counts.sum(axis=1), kind="stable")[0]
+    shape = np.repeat(counts[busiest, :3].astype(float), 60) + 1e-9      # minute counts, held per second
+    assert loads[0].rates == pytest.approx(shape * 100 / shape.mean())
