@@ -35,6 +35,8 @@ from sls_ray.plotting import overlay_paper, pyplot, save_png
 from sls_ray.results import is_finished, read_summary, write_csv, write_json
 from sls_ray.runtime import RunResult, StoredObjects, simulate, simulate_handlers
 from sls_ray.errors import InvalidParameterValue  # noqa: E402,I001  (issue 8: appended, not reordered)
+# serving as data (issue 10): batch queues in lock step and streaming latency histograms
+from sls_ray.storage.requests import BatchRun, LatencyHistogram, serve_batches
 
 __all__ = [
     "COLLECTIVES", "ArrayChannel", "allreduce", "scatter_reduce",
@@ -52,4 +54,5 @@ __all__ = [
     # the figure harness (sls_ray/harness.py) and plotting (sls_ray/plotting.py)
     "FIGURE_MODULES", "Figure", "SweepRun", "SweepSpec", "load_figures", "plot_figure", "run_figure",
     "script_main", "select_figures", "overlay_paper", "pyplot", "save_png",
+    "BatchRun", "LatencyHistogram", "serve_batches",
 ]

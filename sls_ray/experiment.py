@@ -23,6 +23,7 @@ EXPERIMENTS: dict[str, str] = {
     "lambdaml": "sls_ray.lambdaml.experiment:LambdaMLExperiment",
     "numpywren": "sls_ray.numpywren.experiment:NumPyWrenExperiment",
     "cirrus": "sls_ray.cirrus.experiment:CirrusExperiment",
+    "infless": "sls_ray.infless.experiment:InflessExperiment",
 }
 
 

@@ -47,6 +47,7 @@ FIGURE_MODULES: dict[str, str] = {
     "lambdaml": "sls_ray.lambdaml.figures",
     "numpywren": "sls_ray.numpywren.figures",
     "cirrus": "sls_ray.cirrus.figures",
+    "infless": "sls_ray.infless.figures",
 }
 
 

@@ -9,6 +9,8 @@ thousands of simulated requests per real second (benchmarks/README.md).
 """
 from __future__ import annotations
 
+from bisect import bisect_right
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -144,3 +146,181 @@ class RequestStream(Service):
 
     def cost(self, end_ns: int) -> dict[str, float]:
         return {"requests": self.usage.requests.get("REQUEST", 0) * self.config.price_per_million / 1e6}
+
+
+# --------------------------------------------------------------------------- serving as data
+# The stream above hands batches to real functions one simcall at a time (a thread hand-off per
+# batch). A serving system with thousands of instances needs the data plane itself as arrays:
+# ``serve_batches`` forms and runs every instance's batches in lock step, one numpy pass per
+# batch *round* across all instances, and ``LatencyHistogram`` keeps percentiles without a
+# Python object per request. Paper systems (INFless) drive them from their own control plane.
+
+#: ``done_ns`` of a request whose batch did not start by the horizon (still queued)
+NOT_SERVED = -1
+#: below this many instances with batches left, ``serve_batches`` finishes them one by one
+TAIL_INSTANCES = 12
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """What ``serve_batches`` did with one window of requests.
+
+    ``done_ns[j]`` is when request j's batch finished (``NOT_SERVED`` if its batch did not start
+    by the horizon: the request is still waiting in its instance's queue). ``served_upto[i]`` is
+    the first unserved index of instance i's segment; ``free_ns`` when each instance is idle
+    again; ``batch_sizes`` the size of every batch run, in no particular order.
+    """
+
+    done_ns: np.ndarray
+    served_upto: np.ndarray
+    free_ns: np.ndarray
+    batch_sizes: np.ndarray
+
+
+def serve_batches(arrivals_ns: np.ndarray, offsets: np.ndarray, batch: np.ndarray, timeout_ns: np.ndarray,
+                  exec_ns: np.ndarray, free_ns: np.ndarray, horizon_ns: int) -> BatchRun:
+    """Built-in batching on every instance at once (INFless §4.1's batch queue).
+
+    Instance i owns ``arrivals_ns[offsets[i]:offsets[i+1]]`` (sorted). Its next batch is ready
+    when ``batch[i]`` requests wait or its oldest request has waited ``timeout_ns[i]``, starts
+    when the instance is also free, takes every waiting request up to ``batch[i]``, and runs
+    for ``exec_ns[i]`` (batches are padded to b: fixed-shape compiled models). Batches that
+    would start after ``horizon_ns`` are left for the next window. Each loop iteration runs
+    one batch on every instance that still has one: the cost is numpy calls per *round*, not
+    Python per request, so many instances serve millions of requests per CPU-second.
+    """
+    A = np.asarray(arrivals_ns, dtype=np.int64)
+    n_inst = offsets.size - 1
+    p = offsets[:-1].astype(np.int64).copy()
+    end = offsets[1:].astype(np.int64)
+    free = np.asarray(free_ns, dtype=np.int64).copy()
+    done = np.full(A.size, NOT_SERVED, dtype=np.int64)
+    if A.size == 0:
+        return BatchRun(done, p, free, np.zeros(0, dtype=np.int64))
+    # composite keys: one searchsorted finds, for all instances, how many requests arrived by t
+    span = int(A.max()) - int(A.min()) + 2
+    base = int(A.min())
+    seg = np.repeat(np.arange(n_inst, dtype=np.int64), np.diff(offsets))
+    keys = seg * span + (A - base)
+    heads: list[np.ndarray] = []
+    fins: list[np.ndarray] = []
+    sizes: list[np.ndarray] = []
+    act = np.nonzero(p < end)[0]
+    last = A.size - 1
+    never = np.iinfo(np.int64).max
+    while act.size > TAIL_INSTANCES:
+        pa = p[act]
+        ba = batch[act]
+        idx = pa + ba - 1
+        bth = np.where(idx < end[act], A[np.minimum(idx, last)], never)
+        ready = np.minimum(bth, A[pa] + timeout_ns[act])
+        start = np.maximum(ready, free[act])
+        go = start <= horizon_ns
+        if not go.all():
+            act, pa, ba, start = act[go], pa[go], ba[go], start[go]
+            if not act.size:
+                break
+        upto = np.searchsorted(keys, act * span + np.minimum(start - base, span - 1), side="right")
+        k = np.minimum(upto - pa, ba)
+        fin = start + exec_ns[act]
+        heads.append(pa)
+        fins.append(fin)
+        sizes.append(k)
+        p[act] = pa + k
+        free[act] = fin
+        act = act[p[act] < end[act]]
+    if act.size:
+        # the few instances with many batches left: one scalar loop each beats a numpy round for all
+        h, f, z = _tail(A, act.tolist(), p, end, free, batch, timeout_ns, exec_ns, horizon_ns)
+        heads.append(np.array(h, dtype=np.int64))
+        fins.append(np.array(f, dtype=np.int64))
+        sizes.append(np.array(z, dtype=np.int64))
+    if heads:
+        h = np.concatenate(heads)
+        f = np.concatenate(fins)
+        marker = np.zeros(A.size, dtype=np.int64)
+        marker[h] = h
+        owner = np.maximum.accumulate(marker)          # each request's batch head (heads ascend)
+        first_of = np.full(A.size, -1, dtype=np.int64)
+        first_of[h] = f
+        served = np.arange(A.size, dtype=np.int64) < np.repeat(p, np.diff(offsets))
+        done[served] = first_of[owner[served]]
+        return BatchRun(done, p, free, np.concatenate(sizes))
+    return BatchRun(done, p, free, np.zeros(0, dtype=np.int64))
+
+
+def _tail(A: np.ndarray, act: list, p: np.ndarray, end: np.ndarray, free: np.ndarray, batch: np.ndarray,
+          timeout_ns: np.ndarray, exec_ns: np.ndarray, horizon_ns: int) -> tuple[list, list, list]:
+    """``serve_batches``' rule for a few instances, batch by batch in plain Python (same result)."""
+    heads: list[int] = []
+    fins: list[int] = []
+    sizes: list[int] = []
+    for i in act:
+        base, ei, bi, fr = int(p[i]), int(end[i]), int(batch[i]), int(free[i])
+        to, ex = int(timeout_ns[i]), int(exec_ns[i])
+        seg = A[base:ei].tolist()
+        n = len(seg)
+        pi = 0
+        while pi < n:
+            idx = pi + bi - 1
+            ready = seg[pi] + to
+            if idx < n and seg[idx] < ready:
+                ready = seg[idx]
+            start = ready if ready > fr else fr
+            if start > horizon_ns:
+                break
+            upto = bisect_right(seg, start, pi, min(pi + bi, n))
+            heads.append(base + pi)
+            fr = start + ex
+            fins.append(fr)
+            sizes.append(upto - pi)
+            pi = upto
+        p[i] = base + pi
+        free[i] = fr
+    return heads, fins, sizes
+
+
+class LatencyHistogram:
+    """Streaming latency histograms per group (function, system...): log bins, no per-request state.
+
+    Bins are 1% wide from 1 µs to ~1,000 s, so a percentile is within 1% of the exact one;
+    counts at or under an objective are kept exactly (``within``) because an SLO is a
+    threshold, not an estimate.
+    """
+
+    RATIO = 1.01
+    LOW_NS = 1_000
+
+    def __init__(self, groups: int, slo_ns: np.ndarray | None = None) -> None:
+        self.groups = groups
+        self.bins = int(np.ceil(np.log(1e12 / self.LOW_NS) / np.log(self.RATIO))) + 2
+        self.counts = np.zeros((groups, self.bins), dtype=np.int64)
+        self.slo_ns = None if slo_ns is None else np.asarray(slo_ns, dtype=np.int64)
+        self.within = np.zeros(groups, dtype=np.int64)
+        self.total_ns = np.zeros(groups, dtype=np.float64)
+
+    def bin_of(self, latency_ns: np.ndarray) -> np.ndarray:
+        x = np.maximum(latency_ns, self.LOW_NS).astype(np.float64)
+        return np.minimum((np.log(x / self.LOW_NS) / np.log(self.RATIO)).astype(np.int64) + 1, self.bins - 1)
+
+    def add(self, group: np.ndarray, latency_ns: np.ndarray) -> None:
+        if not latency_ns.size:
+            return
+        flat = group.astype(np.int64) * self.bins + self.bin_of(latency_ns)
+        self.counts += np.bincount(flat, minlength=self.groups * self.bins).reshape(self.groups, self.bins)
+        if self.slo_ns is not None:
+            self.within += np.bincount(group, weights=latency_ns <= self.slo_ns[group], minlength=self.groups
+                                       ).astype(np.int64)
+        self.total_ns += np.bincount(group, weights=latency_ns.astype(np.float64), minlength=self.groups)
+
+    def count(self, group: int | None = None) -> int:
+        return int(self.counts.sum() if group is None else self.counts[group].sum())
+
+    def percentile(self, q: float, group: int | None = None) -> float:
+        """Upper edge (seconds) of the bin holding the q-th percentile; NaN when empty."""
+        c = self.counts.sum(axis=0) if group is None else self.counts[group]
+        n = int(c.sum())
+        if n == 0:
+            return float("nan")
+        i = int(np.searchsorted(np.cumsum(c), q / 100.0 * n, side="left"))
+        return self.LOW_NS * self.RATIO ** i / NS_PER_S

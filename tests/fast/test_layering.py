@@ -9,7 +9,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[2] / "sls_ray"
 #: paper systems held to the rule; add a system here when it lands (INFless, Cirrus)
-SYSTEMS = ["lambdaml", "numpywren", "cirrus"]
+SYSTEMS = ["lambdaml", "numpywren", "cirrus", "infless"]
 
 
 def imports(path: Path) -> list[str]:
