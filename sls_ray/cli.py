@@ -299,30 +299,37 @@ def show(directory: Path = typer.Argument(..., help="a run directory (or a sweep
     out = Console()
     for part in parts:
         out.print(part)
+
+
+#: paper systems that can profile this host, by path (the core never imports a paper system):
+#: system -> "module:function(out, models, reps, log) -> report line"
+PROFILERS: dict[str, str] = {"infless": "sls_ray.infless.cop:profile_command"}
+
+
+@app.command()
 def profile(out: Path = typer.Option(Path("profile.csv"), "--out", help="CSV to write (the committed table "
                                      "configs/infless/profile.csv is only replaced if you name it)"),
             models: Optional[List[str]] = typer.Option(None, "--model", help="resnet50, mobilenet, ssd, lstm, "
                                                        "textcnn (repeatable; default: all five)"),
-            reps: int = typer.Option(3, "--reps", min=1, help="timed repetitions per entry (the best is kept)")) -> None:
-    """Time INFless's operators and models on this host (COP, one thread) and write a profile table.
+            reps: int = typer.Option(3, "--reps", min=1, help="timed repetitions per entry (the best is kept)"),
+            system: str = typer.Option("infless", "--system", help=f"whose operators: {sorted(PROFILERS)}")) -> None:
+    """Time a system's operators and models on this host (INFless's COP, one thread) and write a profile table.
 
     Real host timing, so the file differs from machine to machine; experiments read whichever
     table ``params.profile_csv`` names, so their virtual results never depend on this host.
     """
-    from sls_ray.infless.cop import ProfileDB, accuracy, profile_host
-    from sls_ray.infless.models import MODELS
-    from sls_ray.results import write_csv
+    import importlib
 
-    unknown = sorted(set(models or []) - set(MODELS))
-    if unknown:
-        _fail(f"--model {unknown}: unknown; known models: {sorted(MODELS)}")
+    if system not in PROFILERS:
+        _fail(f"--system {system!r}: unknown; systems that profile: {sorted(PROFILERS)}")
+    module, fn = PROFILERS[system].split(":")
     t0 = time.perf_counter()
-    table = profile_host(list(models) if models else None, reps=reps, log=lambda m: console.print(m))
-    write_csv(out, table)
-    acc = accuracy(ProfileDB(table))
-    err = acc.groupby("model").error.apply(lambda e: e.abs().mean() * 100).round(1)
-    console.print(f"{len(table)} rows -> {out} ({time.perf_counter() - t0:.1f}s real); COP mean |error| per model "
-                  f"(%, no margin): {err.to_dict()}", highlight=False)
+    try:
+        report = getattr(importlib.import_module(module), fn)(out, list(models or []) or None, reps,
+                                                             lambda m: console.print(m))
+    except ConfigError as e:
+        _fail(str(e))
+    console.print(f"{report} ({time.perf_counter() - t0:.1f}s real)", highlight=False)
 
 
 def main() -> None:

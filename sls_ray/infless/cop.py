@@ -217,3 +217,21 @@ def accuracy(db: ProfileDB) -> pd.DataFrame:
         rows.append({"model": r.name, "batch": int(r.batch), "measured_s": float(r.seconds), "predicted_s": pred,
                      "predicted_margin_s": pred * 1.1, "error": pred / float(r.seconds) - 1})
     return pd.DataFrame(rows)
+
+
+def profile_command(out: Path, models: list[str] | None, reps: int, log) -> str:
+    """What ``sls-ray profile`` does for INFless: time the models on this host, write the table to
+    ``out`` and return a one-line report (COP's mean error per model, no margin).
+
+    The CLI reaches this through its ``PROFILERS`` registry, by path, so the core never imports
+    INFless. An unknown model name is a ConfigError naming the known ones.
+    """
+    from sls_ray.api import ConfigError, write_csv
+
+    unknown = sorted(set(models or []) - set(MODELS))
+    if unknown:
+        raise ConfigError(f"--model {unknown}: unknown; known models: {sorted(MODELS)}")
+    table = profile_host(list(models) if models else None, reps=reps, log=log)
+    write_csv(out, table)
+    err = accuracy(ProfileDB(table)).groupby("model").error.apply(lambda e: e.abs().mean() * 100).round(1)
+    return f"{len(table)} rows -> {out}; COP mean |error| per model (%, no margin): {err.to_dict()}"
