@@ -37,8 +37,7 @@ def gradient(seed: int, rnd: int, rank: int, n: int) -> np.ndarray:
 
 
 def trigger(ctx, p: dict) -> int:
-    for rank in range(p["workers"]):
-        ctx.invoke("worker", {**p, "rank": rank})
+    ctx.invoke_each("worker", ({**p, "rank": rank} for rank in range(p["workers"])))
     return p["workers"]
 
 
