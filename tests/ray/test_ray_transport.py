@@ -2,10 +2,8 @@
 catches memory that accounting misses (docs/design.md, "Transports", "Memory")."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
@@ -95,41 +93,3 @@ def test_the_actors_never_import_the_runtime():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "False"
-
-
-CLUSTER_SCRIPT = textwrap.dedent("""
-    import os, json
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    import ray
-    from ray.cluster_utils import Cluster
-    from sls_ray.config import load_config
-    from sls_ray.runtime import simulate
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    cluster.add_node(num_cpus=1)
-    try:
-        ray.init(address=cluster.address, log_to_driver=False)
-        nodes = len([n for n in ray.nodes() if n["Alive"]])
-        cfg = load_config(data=%r)
-        r = simulate(cfg)
-        print(json.dumps({"nodes": nodes, "hash": r.summary["trace_hash"], "status": r.summary["status"]}))
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
-""")
-
-
-@pytest.mark.cluster
-def test_two_node_cluster_gives_the_in_process_trace_hash():
-    data = _cfg("ray", 2).model_dump(mode="json")
-    local = simulate(_cfg("local"))
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    env.pop("RAY_ADDRESS", None)
-    out = subprocess.run([sys.executable, "-c", CLUSTER_SCRIPT % data], capture_output=True, text=True,
-                         timeout=240, env=env)
-    assert out.returncode == 0, out.stderr[-2000:]
-    import json
-
-    got = json.loads(out.stdout.strip().splitlines()[-1])
-    assert got["nodes"] == 2
-    assert got["status"] == "ok"
-    assert got["hash"] == local.summary["trace_hash"]
