@@ -32,10 +32,14 @@ BATCH_WAIT_S = 0.02  # longest a ready batch waits for this host's still-running
 
 
 class _Slot:
-    __slots__ = ("event", "reply")
+    """Where a function thread waits for its answer: a bare lock, held until the answer is in
+    (one C call each way, against a Condition and two locks for a ``threading.Event``)."""
+
+    __slots__ = ("ready", "reply")
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self.ready = threading.Lock()
+        self.ready.acquire()
         self.reply: sc.Reply | None = None
 
 
@@ -61,15 +65,15 @@ class HostGateway:
     def call(self, fid: int, t_ns: int, ops: list[sc.Op]) -> sc.Reply:
         slot = self._slots[fid]
         self.send(fid, t_ns, ops)
-        slot.event.wait()
-        slot.event.clear()
+        slot.ready.acquire()
         return slot.reply
 
     def send(self, fid: int, t_ns: int, ops: list[sc.Op]) -> None:
         with self._cv:
             self._outbox.append((fid, t_ns, ops))
             self._running -= 1
-            self._cv.notify()
+            if self._running == 0:  # the pump waits for the last one only
+                self._cv.notify()
 
     def encode(self, value: Any) -> tuple[Any, int]:
         size = wire_size(value)
@@ -115,8 +119,9 @@ class HostGateway:
                 else:
                     fid, reply = msg
                     slot = self._slots[fid]
-                    slot.reply = reply
-                    slot.event.set()
+                    slot.reply = reply  # a second answer before the first was taken replaces it
+                    if slot.ready.locked():
+                        slot.ready.release()
             if finished:
                 return
 
