@@ -13,10 +13,12 @@ and every run brings its own handlers in its ``RunPlan``.
 """
 from __future__ import annotations
 
+import os
 import pickle
 import resource
 import threading
 import time
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -35,12 +37,13 @@ class _Slot:
     """Where a function thread waits for its answer: a bare lock, held until the answer is in
     (one C call each way, against a Condition and two locks for a ``threading.Event``)."""
 
-    __slots__ = ("ready", "reply")
+    __slots__ = ("ready", "reply", "answered")
 
     def __init__(self) -> None:
         self.ready = threading.Lock()
         self.ready.acquire()
         self.reply: sc.Reply | None = None
+        self.answered = False  # an answer (or its start) waits for this function to take it
 
 
 class HostGateway:
@@ -59,21 +62,42 @@ class HostGateway:
         # nothing and turns N round trips into one
         self._cv = threading.Condition()
         self._outbox: list = []
-        self._running = 0
+        self._running = 0  # functions with an answer they have not blocked on again
+        # at most one function per core runs at once; an answered one waits for a permit, which
+        # a blocking one hands on: a window's hundreds of answers do not wake hundreds of
+        # threads to fight over the GIL (as in the in-process transport)
+        self._permits = max(1, len(os.sched_getaffinity(0)))
+        self._queue: deque[_Slot] = deque()
 
     # -- Gateway protocol used by FunctionContext
     def call(self, fid: int, t_ns: int, ops: list[sc.Op]) -> sc.Reply:
         slot = self._slots[fid]
         self.send(fid, t_ns, ops)
         slot.ready.acquire()
+        slot.answered = False
         return slot.reply
 
     def send(self, fid: int, t_ns: int, ops: list[sc.Op]) -> None:
         with self._cv:
             self._outbox.append((fid, t_ns, ops))
             self._running -= 1
+            if self._queue:  # this thread blocks or ends: its permit goes to the next answered one
+                self._queue.popleft().ready.release()
+            else:
+                self._permits += 1
             if self._running == 0:  # the pump waits for the last one only
                 self._cv.notify()
+
+    def _wake(self, slot: _Slot) -> None:
+        """Let an answered function run now, or once a permit is free (under self._cv)."""
+        if slot.answered:
+            return  # a second answer before the first was taken replaces it
+        slot.answered = True
+        if self._permits > 0:
+            self._permits -= 1
+            slot.ready.release()
+        else:
+            self._queue.append(slot)
 
     def encode(self, value: Any) -> tuple[Any, int]:
         size = wire_size(value)
@@ -112,16 +136,17 @@ class HostGateway:
                 block = self._running == 0
             messages, finished = ray.get(self.kernel.exchange.remote(self.host_id, batch, block))
             with self._cv:
-                self._running += len(messages)
-            for msg in messages:
-                if isinstance(msg, sc.StartCommand):
-                    self._start(msg)
-                else:
-                    fid, reply = msg
-                    slot = self._slots[fid]
-                    slot.reply = reply  # a second answer before the first was taken replaces it
-                    if slot.ready.locked():
-                        slot.ready.release()
+                for msg in messages:
+                    if isinstance(msg, sc.StartCommand):
+                        slot = self._start(msg)
+                    else:
+                        fid, slot_reply = msg
+                        slot = self._slots[fid]
+                        slot.reply = slot_reply
+                        if slot.answered:
+                            continue
+                    self._running += 1
+                    self._wake(slot)
             if finished:
                 return
 
@@ -137,13 +162,16 @@ class HostGateway:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
         return sum(1 for t in self._threads if t.is_alive())
 
-    def _start(self, cmd: sc.StartCommand) -> None:
-        self._slots[cmd.fid] = _Slot()
-        t = threading.Thread(target=self._run, args=(cmd,), name=f"fn{cmd.fid}", daemon=True)
+    def _start(self, cmd: sc.StartCommand) -> _Slot:
+        slot = self._slots[cmd.fid] = _Slot()
+        t = threading.Thread(target=self._run, args=(cmd, slot), name=f"fn{cmd.fid}", daemon=True)
         self._threads.append(t)
         t.start()
+        return slot
 
-    def _run(self, cmd: sc.StartCommand) -> None:
+    def _run(self, cmd: sc.StartCommand, slot: _Slot) -> None:
+        slot.ready.acquire()  # its permit to run
+        slot.answered = False
         ctx = FunctionContext(self, cmd, self.service_kinds, self.item_limits)
         run_handler(ctx, resolve_handler(self.handlers, cmd.handler), self.decode(cmd.payload))
 
