@@ -20,7 +20,7 @@ from sls_ray.platform import Strict
 
 
 class AllReduceParams(Strict):
-    workers: int = Field(8, ge=1, le=10000, description="functions averaging together")
+    workers: int = Field(8, ge=1, le=100_000, description="functions averaging together")
     service: str = Field("s3", description="storage service the vectors travel through")
     pattern: Literal["allreduce", "scatter_reduce"] = Field("allreduce", description="collective")
     rounds: int = Field(3, ge=1, description="all-reduce rounds")
