@@ -76,9 +76,9 @@ class LocalCluster:
                f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={grpc}",
                f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={env_agent}",
                f"--node-manager-port={manager}", f"--object-manager-port={objects}", *args]
-        log = open(self.logs / f"{name}.log", "w")
-        self.nodes.append(subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                           start_new_session=True))
+        with open(self.logs / f"{name}.log", "w") as log:  # the node keeps its own copy of the descriptor
+            self.nodes.append(subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                               start_new_session=True))
 
     def start(self) -> None:
         client = free_ports(1)[0]
@@ -95,14 +95,14 @@ class LocalCluster:
         raise RuntimeError(f"the second node did not start in 3 attempts: {self.tail()}")
 
     def _wait_nodes(self, n: int, timeout_s: float = 180.0) -> None:
-        code = ("import ray; ray.init(address=%r, log_to_driver=False); "
-                "print(sum(1 for x in ray.nodes() if x['Alive']))" % self.address)
+        code = (f"import ray; ray.init(address={self.address!r}, log_to_driver=False); "
+                "print(sum(1 for x in ray.nodes() if x['Alive']))")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in (self.nodes[0], self.nodes[-1])):  # the head, the newest
                 raise NodeExited(f"a ray node exited: {self.tail()}")
             out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True,
-                                 timeout=120)
+                                 timeout=120, check=False)
             if out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == [str(n)]:
                 return
             time.sleep(1.0)
@@ -141,7 +141,7 @@ def cluster(tmp_path_factory):
 
 def sls_ray(cluster: LocalCluster, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sls_ray.cli", *args], env=cluster.env, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, check=False)
 
 
 def test_sls_ray_run_on_two_nodes_is_bit_identical_to_in_process(cluster, tmp_path):
