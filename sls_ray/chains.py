@@ -6,6 +6,14 @@ function's clock: local ones (compute, log, now) move the clock at once; a stora
 an invocation or a VM start leaves the chain until its answer comes back (``_finish_op``),
 and the last answer is delivered to the function, which runs again from that instant.
 
+A *declared sequence* (``EACH``) is a chain whose every answer the function keeps: reads of
+keys known in advance (the LambdaML leader's W gradients), or a trigger's invocations. Its
+operations run exactly as if the function had sent them one by one, each when the previous
+answer arrived, so virtual times, bills and flows are those of the loop; only the real round
+trips between them disappear (docs/design.md, "Declared sequences"). It stops early at the
+first error, or after the answer whose bytes take the function past the memory headroom it
+declared, where the loop would have failed too.
+
 A death (timeout, kill) can overtake a chain: whatever the function does after its death
 instant is discarded, and the function learns of its death at the first blocking call
 (``_reply_death``, ``_gone``).
@@ -24,6 +32,17 @@ if TYPE_CHECKING:
     from sls_ray.kernel import Hooks
 
 
+class Answers:
+    """The answers of a declared sequence so far, and the bytes they brought against its budget."""
+
+    __slots__ = ("budget", "items", "nbytes")
+
+    def __init__(self, budget: int) -> None:
+        self.items: list[tuple[Any, Any]] = []
+        self.nbytes = 0
+        self.budget = budget
+
+
 class ChainRunner:
     """Runs chains, answers functions and tells them of their deaths (a part of SimKernel).
 
@@ -35,6 +54,7 @@ class ChainRunner:
     lookahead_ns: int
     hooks: "Hooks"
     metrics: list[tuple]
+    counts: dict[str, int]
     storage_waits: list[tuple[int, int, int]]
 
     def _advance(self, rec: FunctionRecord, t: int, value: Any = None, handle: Any = None) -> None:
@@ -80,6 +100,16 @@ class ChainRunner:
             elif kind == sc.START_VM:
                 self._start_vm_request(rec, seq, op, t)
                 return
+            elif kind == sc.EACH:
+                # the last op of its chain: its operations take its place (and its sequence
+                # number: events are ordered as the loop's), answers kept
+                rec.seq -= 1
+                if op.handle:
+                    rec.each = Answers(op.args[0])
+                    chain.extendleft(reversed(op.handle))
+                    self.counts["ops"] += len(op.handle) - 1
+                else:
+                    value, handle = [], None
             elif kind == sc.EXIT:
                 rec.end_ns = t  # provisional: a death after this instant cannot touch it
                 self.schedule(t + self.lookahead_ns, RANK_REPLY, rec.fid, seq,
@@ -88,7 +118,7 @@ class ChainRunner:
         self._deliver(rec, sc.Reply(t, value=value, handle=handle))
 
     def _finish_op(self, rec: FunctionRecord, t: int, value: Any = None, handle: Any = None,
-                   error: tuple[str, str] | None = None) -> None:
+                   error: tuple[str, str] | None = None, nbytes: int = 0) -> None:
         if rec.state == DONE or self._gone(rec, t):
             return
         rec.blocked_on = ""
@@ -111,12 +141,23 @@ class ChainRunner:
             else:
                 self._deliver(rec, sc.Reply(t, error=error))
             return
+        each = rec.each
+        if each is not None:
+            each.items.append((value, handle))
+            each.nbytes += nbytes
+            if rec.chain and each.nbytes <= each.budget:
+                self._advance(rec, t)
+            else:  # done, or over its headroom: the function re-sends the rest if it survives
+                rec.chain.clear()
+                self._deliver(rec, sc.Reply(t, value=each.items))
+            return
         if rec.chain:
             self._advance(rec, t, value, handle)
         else:
             self._deliver(rec, sc.Reply(t, value=value, handle=handle))
 
     def _deliver(self, rec: FunctionRecord, reply: sc.Reply) -> None:
+        rec.each = None
         self._set_running(rec, reply.t_ns)
         self.hooks.deliver(rec.fid, reply)
 

@@ -37,7 +37,7 @@ class FunctionRecord:
         "fid", "handler", "memory_mb", "attempt", "invocation", "start_ns", "deadline_ns", "state",
         "clock_ns", "version", "cold", "caller", "is_async", "payload", "payload_size", "chain", "seq",
         "dead_ns", "dead_reason", "end_ns", "status", "error", "nic", "flows", "tickets", "is_vm",
-        "vm_service", "blocked_on", "flops_per_s", "death_told", "futures", "awaiting", "init_ns",
+        "vm_service", "blocked_on", "flops_per_s", "death_told", "futures", "awaiting", "each", "init_ns",
         "wait_from", "wait_index",
     )
 
@@ -73,6 +73,7 @@ class FunctionRecord:
         self.flops_per_s = 0.0
         self.futures: dict[int, tuple] = {}  # async request id -> (t_done, value, handle, error)
         self.awaiting: tuple[tuple[int, ...], int] | None = None  # (ids, t) of a blocked AWAIT
+        self.each: Any = None  # the answers of a declared sequence in progress (chains.Answers)
 
 
 class FunctionLifecycle:
