@@ -7,6 +7,7 @@ listed in ``__all__`` is private to the core.
 from __future__ import annotations
 
 from sls_ray.collectives import COLLECTIVES, ArrayChannel, allreduce, scatter_reduce
+from sls_ray.collectives import gather_sum, input_key, merged_key, part_bounds, part_key, reduced_key, result_keys
 from sls_ray.config import ExperimentConfig, load_config, load_profile
 from sls_ray.context import FunctionContext, Pending
 from sls_ray.errors import (
@@ -43,4 +44,5 @@ __all__ = [
     "PlatformProfile", "Strict",
     "is_finished", "read_summary", "write_csv", "write_json",
     "RunResult", "StoredObjects", "simulate", "simulate_handlers",
+    "gather_sum", "input_key", "merged_key", "part_bounds", "part_key", "reduced_key", "result_keys",
 ]

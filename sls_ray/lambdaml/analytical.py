@@ -17,7 +17,7 @@ import math
 
 from sls_ray.lambdaml.job import LINEAR, exchanges_per_epoch
 from sls_ray.lambdaml import models as m
-from sls_ray.platform import PlatformProfile
+from sls_ray.api import PlatformProfile
 
 
 def shard_bytes(q: dict) -> float:

@@ -25,8 +25,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from sls_ray.collectives import ArrayChannel
-from sls_ray.errors import ItemTooLarge, KeyNotFound
+from sls_ray.api import ArrayChannel, ItemTooLarge, KeyNotFound
 
 #: S3 DeleteObjects takes at most this many keys per request
 DELETE_BATCH = 1000
@@ -40,10 +39,13 @@ class Channel:
     """The paper's channel over one storage service, with every key under ``prefix``."""
 
     def __init__(self, ctx, service: str, prefix: str = "", chunked: bool = True, poll_interval: float = 0.1,
-                 timeout: float | None = None, list_waits: bool = True) -> None:
+                 timeout: float | None = None, list_waits: bool = True, reads: str | None = None) -> None:
         self.ctx = ctx
         self.service = service
         self.client = ctx.storage(service)
+        #: how the original's busy loops find new objects: "list" (S3 LIST, then GETs), "scan"
+        #: (DynamoDB Scan, values included) or "mget" (Memcached multi-get, values included)
+        self.reads = reads or ("mget" if not self.client.can_list else ("list" if list_waits else "scan"))
         self.prefix = prefix
         self.chunked = chunked
         self.poll_interval = poll_interval
@@ -106,9 +108,9 @@ class Channel:
             found = self.client.mget(keys)
             if len(found) < len(keys):
                 return None
-            return self.arrays._assemble([found[k] for k in keys], n, dtype)
+            return self.arrays.assemble([found[k] for k in keys], n, dtype)
         try:
-            return self.arrays._assemble([self.client.get(k) for k in keys], n, dtype)
+            return self.arrays.assemble([self.client.get(k) for k in keys], n, dtype)
         except KeyNotFound:
             return None
 

@@ -19,12 +19,10 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from sls_ray.errors import ConfigError
-from sls_ray.experiment import Experiment
+from sls_ray.api import ConfigError, Experiment, Strict
 from sls_ray.lambdaml import datasets as ds
 from sls_ray.lambdaml import models as m
 from sls_ray.lambdaml.job import CNN, LINEAR, executor, parameter_server, shard_key, trigger, load_dataset
-from sls_ray.platform import Strict
 
 N_FEATURES = {"higgs": ds.HIGGS_FEATURES, "rcv1": ds.RCV1_FEATURES, "cifar10": int(np.prod(ds.CIFAR_SHAPE)),
               "yfcc100m": ds.YFCC_FEATURES, "breast_cancer": 30}
@@ -64,6 +62,11 @@ class LambdaMLParams(Strict):
     timeout_s: float = Field(900.0, gt=0, description="executor timeout; executors re-invoke themselves before it")
     val_fraction: float = Field(0.2, ge=0, lt=1, description="share of each shard held out for validation")
     poll_interval_s: float = Field(0.1, gt=0, description="load_or_wait polling interval (paper code: 0.1 s)")
+    wait_timeout_s: float = Field(60.0, gt=0, description="load_or_wait gives up (WaitTimeout) after this long "
+                                  "(paper code: 60 s)")
+    merged_expiry: Literal["previous", "late"] = Field(
+        "previous", description="'previous': the leader deletes every older merged vector each round (paper "
+        "code); 'late': keep two checkpoint intervals so a crashed worker's replay finds them")
     checkpoint_every: int = Field(1, ge=0, description="epochs between checkpoints to S3 (0 = only before re-invoking)")
     reinvoke_margin_s: float = Field(30.0, ge=0, description="re-invoke when fewer seconds than this plus 1.5 "
                                      "epochs are left before the timeout")

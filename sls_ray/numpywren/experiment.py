@@ -17,13 +17,11 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from sls_ray.experiment import Experiment
+from sls_ray.api import Experiment, Sized, Strict
 from sls_ray.numpywren import runtime
 from sls_ray.numpywren.baselines import VCPUS_PER_CORE, ClusterParams, run_mpi, single_machine
 from sls_ray.numpywren.job import JobSpec, block_bytes, compare
 from sls_ray.numpywren.lambdapack import BlockRef
-from sls_ray.payload import Sized
-from sls_ray.platform import Strict
 
 CORRECT_TOLERANCE = 1e-9  # relative deviation from numpy that still counts as float64 round-off
 

@@ -28,8 +28,7 @@ import math
 from collections import OrderedDict
 from typing import Any
 
-from sls_ray.context import Pending
-from sls_ray.errors import KeyNotFound
+from sls_ray.api import KeyNotFound, Pending
 from sls_ray.numpywren import protocol as P
 from sls_ray.numpywren.job import JobSpec, block_bytes
 from sls_ray.numpywren.lambdapack import BlockRef, Task

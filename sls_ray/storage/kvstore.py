@@ -30,7 +30,8 @@ class KVStore(Service):
     """Generic key-value semantics; subclasses add limits, rates and prices."""
 
     Config: ClassVar[type[KVConfig]] = KVConfig
-    read_methods = frozenset({"get", "exists", "list", "mget", "wait", "get_wait", "wait_count", "wait_keys"})
+    read_methods = frozenset({"get", "exists", "list", "mget", "wait", "get_wait", "wait_count", "wait_keys",
+                              "wait_mget", "scan", "wait_scan"})
     #: request classes for billing, by method
     billing_class: ClassVar[dict[str, str]] = {
         "put": "PUT", "get": "GET", "delete": "DELETE", "exists": "GET", "list": "LIST", "mget": "GET",
@@ -204,13 +205,13 @@ class KVStore(Service):
                        "check_at": None,
                        "per_poll": self.mget_requests(len(target)) if kind == "keys" else 1}
         if self._satisfied(ticket):
-            if kind == "prefix" and target[0] not in self._prefix_watch:
+            if kind in ("prefix", "scan") and target[0] not in self._prefix_watch:
                 self._prefix_count.pop(target[0], None)
             return self._succeed(ticket, t_ns, polls=1)
         if kind in ("key", "get"):
             self._key_watch.setdefault(target, {})[id(ticket)] = ticket
-        elif kind == "keys":
-            for k in target:
+        elif kind in ("keys", "mget"):
+            for k in (target if kind == "keys" else target[0]):
                 self._key_watch.setdefault(k, {})[id(ticket)] = ticket
         else:
             self._prefix_watch.setdefault(target[0], {})[id(ticket)] = ticket
@@ -225,6 +226,9 @@ class KVStore(Service):
             return target in self.items
         if kind == "keys":
             return all(k in self.items for k in target)
+        if kind == "mget":
+            keys, need = target
+            return sum(k in self.items for k in keys) >= need
         prefix, n = target
         if prefix not in self._prefix_count:
             self._prefix_count[prefix] = len(self.keys_under(prefix))
@@ -264,6 +268,13 @@ class KVStore(Service):
             return Done(handle=handle, nbytes=size)
         if kind == "prefix":
             return Done(value=self.keys_under(target[0]))
+        if kind == "mget":
+            found = {k: self.items[k] for k in target[0] if k in self.items}
+            size = sum(s for _, s in found.values())
+            self.usage.bytes_out += size
+            return Done(value={k: h for k, (h, _) in found.items()}, nbytes=size)
+        if kind == "scan":
+            return self._scan_result(target[0], polls)
         return Done(value=True)
 
     def _timeout(self, ticket: Ticket, t_ns: int) -> None:
@@ -278,14 +289,15 @@ class KVStore(Service):
     def _close(self, ticket: Ticket) -> None:
         ticket.closed = True
         kind, target = ticket.data["kind"], ticket.data["target"]
-        keys = [target] if kind in ("key", "get") else (target if kind == "keys" else [])
+        keys = [target] if kind in ("key", "get") else (target if kind == "keys" else
+                                                       (list(target[0]) if kind == "mget" else []))
         for k in keys:
             watchers = self._key_watch.get(k)
             if watchers is not None:
                 watchers.pop(id(ticket), None)
                 if not watchers:
                     del self._key_watch[k]
-        if kind == "prefix":
+        if kind in ("prefix", "scan"):
             watchers = self._prefix_watch.get(target[0])
             if watchers is not None:
                 watchers.pop(id(ticket), None)
@@ -308,6 +320,8 @@ class KVStore(Service):
         if kind == "keys":
             missing = [k for k in target if k not in self.items]
             return f"{len(missing)} missing keys (first: '{missing[0] if missing else ''}')"
+        if kind == "mget":
+            return f"{target[1]} of {len(target[0])} keys (first: '{target[0][0] if target[0] else ''}')"
         return f"{target[1]} keys under '{target[0]}' (have {len(self.keys_under(target[0]))})"
 
     def op_wait(self, t_ns: int, req: Request) -> Outcome:
@@ -323,3 +337,36 @@ class KVStore(Service):
 
     def op_wait_keys(self, t_ns: int, req: Request) -> Outcome:
         return self._park(t_ns, req, "keys", tuple(req.args[0]), "GET")
+
+    def op_wait_mget(self, t_ns: int, req: Request) -> Outcome:
+        """A busy multi-get loop (LambdaML's Memcached ``list``): poll the keys until at least
+        ``need`` of them exist; the successful poll returns the values it found (no extra read)."""
+        return self._park(t_ns, req, "mget", (tuple(req.args[0]), req.args[3]), "GET")
+
+    # ------------------------------------------------------------ scans (DynamoDB Scan: keys with their values)
+    def _scan_result(self, prefix: str, polls: int) -> Outcome:
+        keys = self.keys_under(prefix)
+        size = sum(self.items[k][1] for k in keys)
+        self.bill_scan(polls, size + sum(len(k) for k in keys))
+        self.usage.bytes_out += size
+        return Done(value={k: self.items[k][0] for k in keys}, nbytes=size)
+
+    def bill_scan(self, polls: int, nbytes: int) -> None:
+        """Extra billing of ``polls`` scans that each read ``nbytes`` (DynamoDB: read units)."""
+
+    def op_scan(self, t_ns: int, req: Request) -> Outcome:
+        if self.config.list_page_keys is None:
+            return Fail("NotSupported", f"{self.kind} '{self.name}' cannot scan keys")
+        gate = self._gate(t_ns, req, "LIST")
+        if gate:
+            return gate
+        self.bill("LIST", 1)
+        return self._scan_result(req.args[0], 1)
+
+    def op_wait_scan(self, t_ns: int, req: Request) -> Outcome:
+        """A busy Scan loop: scan until at least ``n`` items are under the prefix; the successful
+        scan returns them with their values. Every poll is billed as a scan of what the
+        successful one read (the items present then)."""
+        if self.config.list_page_keys is None:
+            return Fail("NotSupported", f"{self.kind} '{self.name}' cannot scan keys")
+        return self._park(t_ns, req, "scan", (req.args[0], req.args[3]), "LIST")
