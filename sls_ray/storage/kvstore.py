@@ -162,7 +162,7 @@ class KVStore(Service):
         gate = self._gate(t_ns, req, "DELETE")
         if gate:
             return gate
-        self.bill("DELETE", max(1, len(keys)))
+        self.bill("DELETE", self.delete_requests(len(keys)))
 
         def commit(t: int) -> int:
             return sum(self._remove(t, k) for k in keys)
@@ -190,6 +190,11 @@ class KVStore(Service):
         size = sum(s for _, s in found.values())
         self.usage.bytes_out += size
         return Done(value={k: h for k, (h, _) in found.items()}, nbytes=size)
+
+    def delete_requests(self, n_keys: int) -> int:
+        """How many requests a delete of n keys is (S3 DeleteObjects: 1,000 keys each; Memcached
+        delete_multi: one); by default one per key."""
+        return max(1, n_keys)
 
     def mget_requests(self, n_keys: int) -> int:
         """How many billed requests a multi-get of n keys costs (Memcached: one)."""

@@ -39,6 +39,9 @@ class S3(KVStore):
         self._second = -1
         self._rates: dict[tuple[str, bool], int] = {}
 
+    def delete_requests(self, n_keys: int) -> int:
+        return max(1, -(-n_keys // 1000))  # DeleteObjects: up to 1,000 keys per request [doc]
+
     def link(self):
         return self._link
 
