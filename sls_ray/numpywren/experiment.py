@@ -27,8 +27,9 @@ CORRECT_TOLERANCE = 1e-9  # relative deviation from numpy that still counts as f
 
 
 class NumPyWrenParams(Strict):
-    program: Literal["cholesky", "gemm", "tsqr", "qr", "bdfac"] = Field(
-        "cholesky", description="LAMBDAPACK program (bdfac = the band stage of SVD, its band's SVD taken locally)")
+    program: Literal["cholesky", "gemm", "tsqr", "qr", "bdfac", "gemm_copyout", "qr_copyout"] = Field(
+        "cholesky", description="LAMBDAPACK program (bdfac = the band stage of SVD, its band's SVD taken locally; "
+        "*_copyout = with the original compiler's identity copy-out tasks into the output matrix)")
     blocks: int = Field(8, ge=1, le=128, description="blocks per side (TSQR: row blocks)")
     block_size: int = Field(16, ge=1, description="real block side computed with numpy")
     model_block_size: int | None = Field(None, ge=1, description="block side charged for compute, bytes, memory "

@@ -34,7 +34,9 @@ __all__ = [
     "BlockGrid",
     "Caqr",
     "Cholesky",
+    "CaqrCopyOut",
     "Gemm",
+    "GemmCopyOut",
     "Plan",
     "Tsqr",
     "get_program",
@@ -360,6 +362,19 @@ def gemm(M, N, K):
         return product
 
 
+class GemmCopyOut(Gemm):
+    """GEMM as the original compiler enumerates it (numpywren ``algs.GEMM``): the tree root is
+    copied into C by one identity task per output block, M·N tasks more than :class:`Gemm`
+    (4,096 at the paper's 64 x 64 blocks), each reading and writing one block."""
+
+    name = "gemm_copyout"
+    source = Gemm.source.replace("C[i, j] = ", "Root[i, j] = ").replace(
+        "            for l in range(ceil_log(K, 4)):",
+        "            for l in range(ceil_log(K, 4)):", 1).rstrip("\n") + '''
+            C[i, j] = identity(Root[i, j])
+'''
+
+
 # ----------------------------------------------------------------------------------------
 # TSQR.
 
@@ -497,6 +512,18 @@ def qr(M, N):
                 factor[top : top + heights[j], left : left + block.shape[1]] = block
             top += heights[j]
         return factor
+
+
+class CaqrCopyOut(Caqr):
+    """CAQR with the original compiler's copy-out (numpywren ``algs.QR``): a panel's root
+    writes its trailing row to Wr, and one identity task per trailing column copies it into R (sum_j (N - j - 1) tasks more than :class:`Caqr`: 2,016 at 64
+    blocks). The trees are ours (binary, 3-ary merges), not the original's enumeration."""
+
+    name = "qr_copyout"
+    source = Caqr.source.replace("R[j, c]", "Wr[j, c]").rstrip("\n") + '''
+        for c in range(j + 1, N):
+            R[j, c] = identity(Wr[j, c])
+'''
 
 
 # ----------------------------------------------------------------------------------------
@@ -641,6 +668,8 @@ PROGRAMS: dict[str, Algorithm] = {
     "tsqr": Tsqr(),
     "qr": Caqr(),
     "bdfac": Bdfac(),
+    "gemm_copyout": GemmCopyOut(),
+    "qr_copyout": CaqrCopyOut(),
 }
 
 
