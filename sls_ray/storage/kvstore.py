@@ -48,6 +48,8 @@ class KVStore(Service):
         self._key_watch: dict[str, dict[int, Ticket]] = {}
         self._prefix_watch: dict[str, dict[int, Ticket]] = {}
         self._prefix_count: dict[str, int] = {}
+        # keys written but not yet visible to LIST (S3's eventual consistency before Dec 2020)
+        self._hidden: set[str] = set()
 
     # ------------------------------------------------------------ hooks for subclasses
     def admit(self, t_ns: int, req: Request, op_class: str, nbytes: int) -> Throttle | None:
@@ -81,9 +83,20 @@ class KVStore(Service):
         self.usage.stored(t_ns, -old[1])
         self._purge = True
         self._count_prefixes(key, -1)
+        self._hidden.discard(key)
         return True
 
+    def _reveal(self, t_ns: int, key: str) -> None:
+        """A hidden key becomes visible to LIST (and to LIST-polling waits)."""
+        if key not in self._hidden:
+            return
+        self._hidden.discard(key)
+        self._count_prefixes(key, +1)
+        self._notify(t_ns, key)
+
     def _count_prefixes(self, key: str, delta: int) -> None:
+        if key in self._hidden:
+            return
         for prefix in self._prefix_count:
             if key.startswith(prefix):
                 self._prefix_count[prefix] += delta
@@ -113,7 +126,7 @@ class KVStore(Service):
         while i < len(self._sorted) and self._sorted[i].startswith(prefix):
             out.append(self._sorted[i])
             i += 1
-        return out
+        return [k for k in out if k not in self._hidden] if self._hidden else out
 
     # ------------------------------------------------------------ operations
     def _gate(self, t_ns: int, req: Request, op_class: str, nbytes: int = 0) -> Throttle | None:

@@ -203,3 +203,24 @@ def test_async_exchange_writes_the_initial_model_then_reads_and_writes_once_per_
     assert (row["first"], row["second"]) == (1.0, 1.0)  # it read the initial model, then its own first write
     s3 = r.storage.set_index("service").loc["s3"]
     assert (s3["req_PUT"], s3["req_GET"], s3["bytes_in"], s3["bytes_out"]) == (3, 2, 3 * B, 2 * B)
+
+
+def test_eventual_listing_hides_a_new_key_from_list_for_its_sampled_lag_but_not_from_get():
+    """The aws_2020 option for S3 before December 2020: LIST (and LIST-polling) lag behind a PUT."""
+    def probe(ctx, p):
+        s3 = ctx.storage("s3")
+        s3.put("t/a", b"x")
+        listed_now = s3.list("t/")
+        got = s3.get("t/a")
+        t0 = ctx.now
+        s3.wait_count("t/", 1, 0.0)
+        ctx.log("probe", listed_now=listed_now, got=got, waited=ctx.now - t0)
+
+    eventual = {"services": {"s3": {"consistency": "eventual", "list_lag_s": 2.0, "list_lag_sigma": 0.0}}}
+    r = simulate_handlers({"probe": probe}, ("probe", None), services=["s3"], profile=eventual)
+    row = r.metric("probe").iloc[0]
+    assert row["listed_now"] == [] and row["got"] == b"x"
+    # the key shows in LIST 2 s after its commit (0.01 s after the PUT was sent, L = 0.02 s)
+    assert 1.9 < row["waited"] < 2.0
+    strong = simulate_handlers({"probe": probe}, ("probe", None), services=["s3"])
+    assert strong.metric("probe").iloc[0]["listed_now"] == ["t/a"]
