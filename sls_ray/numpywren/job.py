@@ -58,7 +58,7 @@ class JobSpec:
     def shapes(self, model: bool = False) -> dict[str, tuple[int, int]]:
         """Input matrix shapes, real or at the model block size."""
         n, b = (self.blocks * self.model_block_size, self.model_block_size) if model else (self.n, self.block_size)
-        if self.program == "gemm":
+        if self.program in ("gemm", "gemm_copyout"):
             return {"A": (n, n), "B": (n, n)}
         if self.program == "tsqr":
             return {"A": (n, b)}
@@ -88,9 +88,9 @@ class JobSpec:
         a = matrices["A"]
         if self.program == "cholesky":
             return np.linalg.cholesky(a)
-        if self.program == "gemm":
+        if self.program in ("gemm", "gemm_copyout"):
             return a @ matrices["B"]
-        if self.program in ("qr", "tsqr"):
+        if self.program in ("qr", "tsqr", "qr_copyout"):
             return np.linalg.qr(a, mode="r")
         return np.linalg.svd(a, compute_uv=False)
 
