@@ -78,7 +78,7 @@ COORDS: dict[str, dict[str, Callable[[tuple], tuple[int, int]]]] = {
            "W": lambda x: (_tree_row(x[0], x[1], x[2]), x[3])},
     "qr_copyout": {"A": lambda x: x, "R": lambda x: x, "S": lambda x: (x[1], x[2]),
                    "Qt": lambda x: (_tree_row(*x), x[0]), "Rt": lambda x: (_tree_row(*x), x[0]),
-                   "W": lambda x: (_tree_row(x[0], x[1], x[2]), x[3]), "Wr": lambda x: (x[0], x[1])},
+                   "W": lambda x: (_tree_row(x[0], x[1], x[2]), x[3]), "Wr": lambda x: (_tree_row(x[0], x[1], x[2]), x[3])},
     "bdfac": {"A": lambda x: x, "B": lambda x: x, "Z": lambda x: x, "X": lambda x: (x[1], x[2]),
               "Y": lambda x: (x[1], x[2]), "Qq": lambda x: (_tree_row(*x), x[0]),
               "Rq": lambda x: (_tree_row(*x), x[0]), "Wq": lambda x: (_tree_row(x[0], x[1], x[2]), x[3]),

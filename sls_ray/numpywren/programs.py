@@ -516,13 +516,63 @@ def qr(M, N):
 
 class CaqrCopyOut(Caqr):
     """CAQR with the original compiler's copy-out (numpywren ``algs.QR``): a panel's root
-    writes its trailing row to Wr, and one identity task per trailing column copies it into R (sum_j (N - j - 1) tasks more than :class:`Caqr`: 2,016 at 64
+    writes its trailing row to Wr (indexed like W, so each copy finds its writer), and one
+    identity task per trailing column copies it into R (sum_j (N - j - 1) tasks more than :class:`Caqr`: 2,016 at 64
     blocks). The trees are ours (binary, 3-ary merges), not the original's enumeration."""
 
     name = "qr_copyout"
-    source = Caqr.source.replace("R[j, c]", "Wr[j, c]").rstrip("\n") + '''
-        for c in range(j + 1, N):
-            R[j, c] = identity(Wr[j, c])
+    source = '''
+def qr(M, N):
+    for j in range(min(M, N)):
+        for k in range(M - j):
+            if j == 0:
+                if M - j == 1:
+                    Qt[j, 0, k], R[j, j] = qr_factor(A[j + k, j])
+                else:
+                    Qt[j, 0, k], Rt[j, 0, k] = qr_factor(A[j + k, j])
+            elif M - j == 1:
+                Qt[j, 0, k], R[j, j] = qr_factor(S[j, j + k, j])
+            else:
+                Qt[j, 0, k], Rt[j, 0, k] = qr_factor(S[j, j + k, j])
+            for c in range(j + 1, N):
+                if j == 0:
+                    if M - j == 1:
+                        Wr[j, 0, k, c] = qr_apply(Qt[j, 0, k], A[j + k, c])
+                        R[j, c] = identity(Wr[j, 0, k, c])
+                    else:
+                        W[j, 0, k, c] = qr_apply(Qt[j, 0, k], A[j + k, c])
+                elif M - j == 1:
+                    Wr[j, 0, k, c] = qr_apply(Qt[j, 0, k], S[j, j + k, c])
+                    R[j, c] = identity(Wr[j, 0, k, c])
+                else:
+                    W[j, 0, k, c] = qr_apply(Qt[j, 0, k], S[j, j + k, c])
+        for l in range(floor_log2(M - j)):
+            for k in range((M - j) // 2 ** (l + 1)):
+                if 2 * k + 3 == (M - j) // 2 ** l:
+                    if l + 1 == floor_log2(M - j):
+                        Qt[j, l + 1, k], R[j, j] = qr_factor(
+                            Rt[j, l, 2 * k], Rt[j, l, 2 * k + 1], Rt[j, l, 2 * k + 2])
+                        for c in range(j + 1, N):
+                            Wr[j, l + 1, k, c], S[j + 1, j + (2 * k + 1) * 2 ** l, c], S[j + 1, j + (2 * k + 2) * 2 ** l, c] = qr_apply(
+                                Qt[j, l + 1, k], W[j, l, 2 * k, c], W[j, l, 2 * k + 1, c], W[j, l, 2 * k + 2, c])
+                            R[j, c] = identity(Wr[j, l + 1, k, c])
+                    else:
+                        Qt[j, l + 1, k], Rt[j, l + 1, k] = qr_factor(
+                            Rt[j, l, 2 * k], Rt[j, l, 2 * k + 1], Rt[j, l, 2 * k + 2])
+                        for c in range(j + 1, N):
+                            W[j, l + 1, k, c], S[j + 1, j + (2 * k + 1) * 2 ** l, c], S[j + 1, j + (2 * k + 2) * 2 ** l, c] = qr_apply(
+                                Qt[j, l + 1, k], W[j, l, 2 * k, c], W[j, l, 2 * k + 1, c], W[j, l, 2 * k + 2, c])
+                elif l + 1 == floor_log2(M - j):
+                    Qt[j, l + 1, k], R[j, j] = qr_factor(Rt[j, l, 2 * k], Rt[j, l, 2 * k + 1])
+                    for c in range(j + 1, N):
+                        Wr[j, l + 1, k, c], S[j + 1, j + (2 * k + 1) * 2 ** l, c] = qr_apply(
+                            Qt[j, l + 1, k], W[j, l, 2 * k, c], W[j, l, 2 * k + 1, c])
+                        R[j, c] = identity(Wr[j, l + 1, k, c])
+                else:
+                    Qt[j, l + 1, k], Rt[j, l + 1, k] = qr_factor(Rt[j, l, 2 * k], Rt[j, l, 2 * k + 1])
+                    for c in range(j + 1, N):
+                        W[j, l + 1, k, c], S[j + 1, j + (2 * k + 1) * 2 ** l, c] = qr_apply(
+                            Qt[j, l + 1, k], W[j, l, 2 * k, c], W[j, l, 2 * k + 1, c])
 '''
 
 

@@ -25,6 +25,7 @@ CASES = [  # (program, blocks, block_size, n): 1 block, several, ragged edges, 8
     ("tsqr", 1, 6, None), ("tsqr", 5, 6, 27), ("tsqr", 8, 4, None),
     ("qr", 1, 8, None), ("qr", 3, 8, 22), ("qr", 6, 4, None),
     ("bdfac", 1, 8, None), ("bdfac", 3, 8, 23), ("bdfac", 5, 4, None),
+    ("gemm_copyout", 3, 8, 19), ("qr_copyout", 6, 4, None),  # the original compiler's copy-out tasks
 ]
 
 
