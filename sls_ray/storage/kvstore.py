@@ -216,8 +216,10 @@ class KVStore(Service):
     # ------------------------------------------------------------ polling waits
     def _park(self, t_ns: int, req: Request, kind: str, target: Any, poll_class: str) -> Outcome:
         interval, timeout = req.args[1], req.args[2]
+        # the timeout runs from the wait's arrival: a wait sent while the node is still starting
+        # begins polling (and counting) once the service is up
         ticket = Ticket(req.fid, req.seq, t_ns,
-                        INF_NS if timeout is None else req.t_issue_ns + to_ns(timeout))
+                        INF_NS if timeout is None else t_ns + to_ns(timeout))
         period = to_ns(self.config.latency_s * self.latency_factor(t_ns) + interval)
         ticket.data = {"kind": kind, "target": target, "period": max(1, period), "poll_class": poll_class,
                        "check_at": None,

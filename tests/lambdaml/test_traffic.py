@@ -178,13 +178,13 @@ def test_load_or_wait_gives_up_after_60_seconds_with_a_get_every_150_ms():
     r = simulate_handlers({"lonely": lonely}, ("lonely", None), services=["s3"], platform="aws_2020_lambdaml",
                           profile=EXACT)
     at = r.metric("gave_up")["at"].iloc[0]
-    # PUT (50 ms), then GETs from t = 0.075 s every 0.15 s; the wait gives up 60 s after it was sent
-    # and the answer takes L/2 back
-    assert at == pytest.approx(0.05 + 60.0 + 0.025, abs=1e-5)
+    # PUT (50 ms), then GETs from t = 0.075 s every 0.15 s; the wait gives up 60 s after its first
+    # GET reached S3 and the answer takes L/2 back
+    assert at == pytest.approx(0.075 + 60.0 + 0.025, abs=1e-5)
     s3 = r.storage.set_index("service").loc["s3"]
-    # GETs reach S3 at 0.075 + k·0.15 s up to the deadline at 0.05 + 60 s: k = 0..399 (the original's
-    # wall-clock check would send a 401st at exactly 60.000 s elapsed; no real clock lands on it)
-    assert s3["req_PUT"] == 1 and s3["req_GET"] == math.floor((60.0 - 0.025) / 0.15) + 1 == 400
+    # GETs reach S3 at 0.075 + k·0.15 s up to 60 s after the first: k = 0..400, as the original's
+    # loop sends GETs while at most 60 s have elapsed
+    assert s3["req_PUT"] == 1 and s3["req_GET"] == math.floor(60.0 / 0.15) + 1 == 401
 
 
 def test_async_exchange_writes_the_initial_model_then_reads_and_writes_once_per_call():
