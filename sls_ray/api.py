@@ -7,6 +7,7 @@ listed in ``__all__`` is private to the core.
 from __future__ import annotations
 
 from sls_ray.collectives import COLLECTIVES, ArrayChannel, allreduce, scatter_reduce
+from sls_ray.collectives import gather_sum, input_key, merged_key, part_bounds, part_key, reduced_key, result_keys
 from sls_ray.config import ExperimentConfig, load_config, load_profile
 from sls_ray.context import FunctionContext, Pending
 from sls_ray.errors import (
@@ -55,4 +56,5 @@ __all__ = [
     "FIGURE_MODULES", "Figure", "SweepRun", "SweepSpec", "load_figures", "plot_figure", "run_figure",
     "script_main", "select_figures", "overlay_paper", "pyplot", "save_png",
     "BatchRun", "LatencyHistogram", "serve_batches",
+    "gather_sum", "input_key", "merged_key", "part_bounds", "part_key", "reduced_key", "result_keys",
 ]

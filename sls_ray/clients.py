@@ -83,6 +83,27 @@ class KVClient:
     def wait_keys(self, keys: Iterable[str], poll_interval: float = 0.1, timeout: float | None = None) -> None:
         self._ctx._storage_call(self.name, "wait_keys", (tuple(keys), poll_interval, timeout))
 
+    def wait_mget(self, keys: Iterable[str], need: int = 1, poll_interval: float = 0.0,
+                  timeout: float | None = None) -> dict[str, Any]:
+        """Multi-get ``keys`` until at least ``need`` exist; the values that poll found."""
+        handles = self._ctx._storage_call(self.name, "wait_mget", (tuple(keys), poll_interval, timeout, need))
+        return self._decoded(handles)
+
+    def scan(self, prefix: str = "") -> dict[str, Any]:
+        """Every item under the prefix with its value (a DynamoDB Scan: one request, values included)."""
+        return self._decoded(self._ctx._storage_call(self.name, "scan", (prefix,)))
+
+    def wait_scan(self, prefix: str, n: int, poll_interval: float = 0.0,
+                  timeout: float | None = None) -> dict[str, Any]:
+        """Scan until at least ``n`` items are under the prefix; those items with their values."""
+        return self._decoded(self._ctx._storage_call(self.name, "wait_scan", (prefix, poll_interval, timeout, n)))
+
+    def _decoded(self, handles: dict) -> dict[str, Any]:
+        out = {k: self._ctx._gw.decode(h) for k, h in handles.items()}
+        for k, v in out.items():
+            self._ctx._received(v, f"{self.name}:{k}")
+        return out
+
 
 class RedisClient(KVClient):
     """Redis commands on small inline values (NumPyWren's state store)."""

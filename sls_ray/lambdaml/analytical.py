@@ -7,8 +7,9 @@ Each term is written out from the same platform profile the simulator uses, foll
 the job really does (:mod:`sls_ray.lambdaml.job`): the leader-based AllReduce moves W
 vectors through rank 0, ScatterReduce 2·(W−1)/W of one through every worker, the parameter
 server W pushes and W pulls through its NIC; every blocking request pays the service's
-latency and every wait half a polling period on average. It ignores what the simulator
-adds — cold-start spread, contention beyond one shared NIC, the leader's deletes — so the
+latency; a load-or-wait ends on average half a polling period (latency + 0.1 s sleep) late,
+a busy loop (no sleep) half a request latency late. It ignores what the simulator
+adds — cold-start spread, contention beyond one shared NIC, LIST polls beyond the first — so the
 gap between the two is a measure of those effects.
 """
 from __future__ import annotations
@@ -66,21 +67,28 @@ def round_seconds(q: dict, profile: PlatformProfile) -> float:
     def xfer(nbytes: float, concurrent: int = 1) -> float:
         return max(nbytes / B, concurrent * nbytes / Bs)
 
-    if W == 1:
-        return 0.0
+    lists = svc.kind != "memcached"  # S3 LIST + GETs / DynamoDB Scan; Memcached multi-gets
     if q["parameter_server"]:
         push = L + xfer(s, W)
         serve = W * L + 2 * W * s / min(Bs, W * B)  # W pushes in, W pulls out through the VM's NIC
         return push + poll + serve + poll
     if q["pattern"] == "allreduce":
+        # every rank PUTs; the leader reads W vectors (S3: a GET each), deletes them (one request per
+        # poll that found some), PUTs the merged vector and expires the previous one (LIST + delete)
         put = L + xfer(s, W)
-        leader = W * (L + xfer(s)) + L + xfer(s)
+        reads = W * (L + xfer(s)) if svc.kind == "s3" else L + W * xfer(s)
+        leader = reads + L + (L + xfer(s)) + (2 * L if lists else L)
         pull = poll + L + xfer(s, W - 1)
-        return put + poll + leader + pull
+        return put + L / 2 + leader + pull
     part = s / W
     scatter = (W - 1) * (L + xfer(part, W))
-    gather = (W - 1) * (L + xfer(part, W))
-    return scatter + poll + gather + L + xfer(part) + poll + gather
+    if svc.kind == "s3":  # a GET and a DELETE per received part; phase 2 a GET per reduced part
+        gather = (W - 1) * (2 * L + xfer(part, W))
+        gather2 = (W - 1) * (L + xfer(part, W))
+    else:  # the poll returns the values; DynamoDB deletes each part, Memcached once per poll
+        gather = L + (W - 1) * xfer(part, W) + ((W - 1) * L if svc.kind == "dynamodb" else L)
+        gather2 = L + (W - 1) * xfer(part, W)
+    return scatter + L / 2 + gather + L + xfer(part) + L / 2 + gather2
 
 
 def startup_seconds(q: dict, profile: PlatformProfile) -> float:
@@ -122,10 +130,13 @@ def predict(q: dict, profile: PlatformProfile, epochs: int) -> dict:
         cost = W * gb * f.price_per_gb_s * (time - f.cold_start_s) + W * f.price_per_request
         svc = _service(profile, q["channel_service"])
         price = getattr(svc, "node_price_per_hour", 0.0)
-        cost += getattr(svc, "nodes", 1) * price / 3600.0 * time if q["channel_is_node"] else 0.0
+        if q["channel_is_node"]:
+            inc = getattr(svc, "billing_increment_s", 1.0)
+            billed = math.ceil(max(time, getattr(svc, "billing_min_s", 0.0)) / inc - 1e-12) * inc
+            cost += getattr(svc, "nodes", 1) * price / 3600.0 * billed
         if svc.kind == "s3" and W > 1:
-            # a round: W + 1 PUTs and a LIST poll, ~2W GETs; a checkpoint PUT per worker and epoch
-            puts = rounds * (W + 2) + (epochs * W if q["checkpoint_every"] else 0)
+            # a round: W + 1 PUTs and two LISTs (poll, expiry), ~2W GETs; a checkpoint PUT per worker and epoch
+            puts = rounds * (W + 3) + (epochs * W if q["checkpoint_every"] else 0)
             cost += (puts * svc.price_put_per_1k + rounds * 2 * W * svc.price_get_per_1k) / 1000.0
     return {"time_s": time, "cost_usd": cost, "startup_s": t_start, "load_s": t_load, "compute_s": t_compute,
             "comm_s": t_comm, "rounds": rounds, "round_s": round_seconds(q, profile)}

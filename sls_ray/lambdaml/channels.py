@@ -5,14 +5,16 @@ The paper's code gives every channel one interface: ``save``, ``load``, ``load_o
 :class:`Channel` is that interface over any key-value service of the platform profile, under
 one key prefix, with the service's real limits:
 
-- **S3** lists 1,000 keys per page (the core client pages and bills them).
-- **Memcached** cannot list: ``list`` multi-gets the candidate keys, as the paper's code does;
-  values above the 1 MB item limit are chunked (or the config raises ``item_limit_bytes``, as
-  the paper did); ``clear`` is ``flush_all``.
+- **S3** lists 1,000 keys per page (the core client pages and bills them); DeleteObjects
+  takes up to 1,000 keys per request.
+- **Memcached** cannot list: ``list`` multi-gets the candidate keys, as the paper's code does,
+  and a multi-get returns the values it found; values above the 1 MB item limit are chunked
+  (or the config raises ``item_limit_bytes``, as the paper did). The original's client
+  (python-memcached under Python 3) stores a ``bytes`` value as it is — only non-bytes
+  values are pickled — so the stored size is the vector's own.
 - **DynamoDB** rejects items above 400 KB: arrays are never chunked there, and a model that
   does not fit raises :class:`ChannelUnsupported`, which the channel table reports as N/A.
-  Waits poll the awaited keys with GETs (a Query would read, and bill, every item under
-  the prefix on each poll).
+  The original's ``list`` is a Scan, which returns (and bills) every item with its value.
 - **VM** (the hybrid parameter server): a key-value store on a VM the job launched; the
   server process itself is in :mod:`sls_ray.lambdaml.job`.
 
@@ -39,10 +41,13 @@ class Channel:
     """The paper's channel over one storage service, with every key under ``prefix``."""
 
     def __init__(self, ctx, service: str, prefix: str = "", chunked: bool = True, poll_interval: float = 0.1,
-                 timeout: float | None = None, list_waits: bool = True) -> None:
+                 timeout: float | None = None, list_waits: bool = True, reads: str | None = None) -> None:
         self.ctx = ctx
         self.service = service
         self.client = ctx.storage(service)
+        #: how the original's busy loops find new objects: "list" (S3 LIST, then GETs), "scan"
+        #: (DynamoDB Scan, values included) or "mget" (Memcached multi-get, values included)
+        self.reads = reads or ("mget" if not self.client.can_list else ("list" if list_waits else "scan"))
         self.prefix = prefix
         self.chunked = chunked
         self.poll_interval = poll_interval
@@ -105,9 +110,9 @@ class Channel:
             found = self.client.mget(keys)
             if len(found) < len(keys):
                 return None
-            return self.arrays._assemble([found[k] for k in keys], n, dtype)
+            return self.arrays.assemble([found[k] for k in keys], n, dtype)
         try:
-            return self.arrays._assemble([self.client.get(k) for k in keys], n, dtype)
+            return self.arrays.assemble([self.client.get(k) for k in keys], n, dtype)
         except KeyNotFound:
             return None
 

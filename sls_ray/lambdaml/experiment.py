@@ -62,6 +62,11 @@ class LambdaMLParams(Strict):
     timeout_s: float = Field(900.0, gt=0, description="executor timeout; executors re-invoke themselves before it")
     val_fraction: float = Field(0.2, ge=0, lt=1, description="share of each shard held out for validation")
     poll_interval_s: float = Field(0.1, gt=0, description="load_or_wait polling interval (paper code: 0.1 s)")
+    wait_timeout_s: float = Field(60.0, gt=0, description="load_or_wait gives up (WaitTimeout) after this long "
+                                  "(paper code: 60 s)")
+    merged_expiry: Literal["previous", "late"] = Field(
+        "previous", description="'previous': the leader deletes every older merged vector each round (paper "
+        "code); 'late': keep two checkpoint intervals so a crashed worker's replay finds them")
     checkpoint_every: int = Field(1, ge=0, description="epochs between checkpoints to S3 (0 = only before re-invoking)")
     reinvoke_margin_s: float = Field(30.0, ge=0, description="re-invoke when fewer seconds than this plus 1.5 "
                                      "epochs are left before the timeout")

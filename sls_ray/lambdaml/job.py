@@ -75,7 +75,10 @@ def exchanges_per_epoch(p: dict) -> int:
 
 
 def keep_steps(p: dict) -> int:
-    """How long published results stay: two checkpoint intervals, so a replay finds them."""
+    """How long merged results stay: one step (the original), or two checkpoint intervals
+    (``merged_expiry='late'``) so that a replay after a crash finds them."""
+    if p["merged_expiry"] == "previous":
+        return 1
     return max(2, 2 * max(1, p["checkpoint_every"]) * exchanges_per_epoch(p))
 
 
@@ -91,7 +94,7 @@ def job_channel(ctx, p: dict) -> Channel:
     """The job's channel: DynamoDB neither chunks (the paper's N/A) nor waits by listing."""
     dynamo = p["channel_kind"] == "dynamodb"
     return Channel(ctx, p["channel_service"], JOB, chunked=not dynamo, poll_interval=p["poll_interval_s"],
-                   list_waits=not dynamo)
+                   list_waits=not dynamo, timeout=p["wait_timeout_s"])
 
 
 def kmeans_done(p: dict, prev_loss: float, loss: float) -> bool:
@@ -211,11 +214,13 @@ class Executor:
     def make_exchanger(self, replay: bool):
         p = self.p
         if p["protocol"] == "async":
-            return AsyncModel(self.ch, self.n - 2, self.dtype)
+            return AsyncModel(self.ch, self.n - 2, self.dtype, self.rank, write_first=p["model"] in CNN,
+                              wait_timeout=p["wait_timeout_s"])
         if p["parameter_server"]:
             return ParameterServerClient(self.ch, self.rank, self.W, applies_update=self.alg == "ga_sgd",
                                          replay=replay)
-        return SyncCollective(self.ch, self.rank, self.W, p["pattern"], keep_steps(p), replay=replay)
+        return SyncCollective(self.ch, self.rank, self.W, p["pattern"], keep_steps(p), replay=replay,
+                              wait_timeout=p["wait_timeout_s"])
 
     # ------------------------------------------------------------ main loop
     def run(self) -> dict:
@@ -248,6 +253,8 @@ class Executor:
                 read_s = 0.0
                 self.prev_loss = loss
                 epoch += 1
+                if self.rank == 0 and isinstance(self.ex, SyncCollective):
+                    self.ex.expire(step - 1)  # the original's per-epoch delete_expired on the merged prefix
                 if stop:
                     break
                 if p["checkpoint_every"] and epoch % p["checkpoint_every"] == 0:
@@ -258,10 +265,33 @@ class Executor:
                     ctx.invoke("executor", p)
                     ctx.log("reinvoke", rank=self.rank, epoch=epoch, step=step, remaining_s=ctx.remaining)
                     return {"rank": self.rank, "reinvoked_at_epoch": epoch}
+        if self.rank == 0 and not p["parameter_server"]:
+            self.clear_channel(step - 1)
         vec = self.final_vector()
         ctx.log("final", rank=self.rank, epochs=epoch, train_loss=loss,
                 model=vec.tolist() if vec.size <= LOG_MODEL_MAX else None, model_norm=float(np.linalg.norm(vec)))
         return {"rank": self.rank, "epochs": epoch, "train_loss": loss}
+
+    def clear_channel(self, last_step: int) -> None:
+        """The original's end of job: rank 0 lists and deletes the temporary and merged areas.
+
+        Two deliberate differences: the last round's merged result is kept (the original's clear
+        races the other workers' last load-or-wait of it; on S3 they usually win by the leader's
+        test time, on Memcached they would lose), and Memcached is not flushed (the original
+        calls a misspelled ``flust_all``, which raises; the node is discarded with the job)."""
+        if not self.ch.client.can_list:
+            return
+        keep = f"/s{last_step}/"
+        for area in (("tmp/", "merged/") if self.p["protocol"] == "sync" else ("",)):
+            prefix = self.ch.key(area)
+            listed = list(self.ch.client.scan(prefix)) if self.ch.reads == "scan" else self.ch.client.list(prefix)
+            keys = [k for k in listed if keep not in k and (area or k != self.ch.key(AsyncModel.KEY) + "/c0")
+                    and not k.startswith(CKPT)]
+            if keys and self.ch.reads == "scan":
+                for k in keys:
+                    self.ch.client.delete(k)
+            elif keys:
+                self.ch.client.delete(keys)
 
     def final_vector(self) -> np.ndarray:
         if self.alg == "kmeans":
@@ -385,34 +415,26 @@ class Executor:
         return {"compute_s": compute, "comm_s": comm + c, "loss": err, "exchanges": 1}
 
     def _async_epoch(self, batches) -> dict:
-        """Asynchronous GA-SGD (pull, step, push per batch) or MA-SGD (local pass, pull, merge, push)."""
+        """Asynchronous GA-SGD (a local step, then exchange, per batch) or MA-SGD (a local pass,
+        then exchange): the worker publishes its model and continues from the stored one."""
         compute = comm = num = den = 0.0
         am: AsyncModel = self.ex
         ctx = self.ctx
-        if self.alg == "ga_sgd":
-            for idx in batches:
-                t0 = ctx.now
-                stored = am.pull()
-                comm += ctx.now - t0
-                if stored is not None:
-                    m.set_flat(self.model, stored)
+        rounds = [[idx] for idx in batches] if self.alg == "ga_sgd" else [batches]
+        for group in rounds:
+            if self.alg == "ga_sgd":
+                idx = group[0]
                 loss, grad = alg.local_gradient(self.model, self._batch(idx))
                 alg.apply_gradient(self.model, grad, self.p["lr"])
                 compute += self._charge_step(idx)
-                t0 = ctx.now
-                am.push(m.get_flat(self.model))
-                comm += ctx.now - t0
                 num, den = num + loss * idx.size, den + idx.size
-        else:
-            compute, num, den = self._local_pass(batches)
+            else:
+                c, n1, d1 = self._local_pass(group)
+                compute, num, den = compute + c, num + n1, den + d1
             t0 = ctx.now
-            stored = am.pull()
-            w = m.get_flat(self.model)
-            if stored is not None:
-                w = (w + stored.astype(w.dtype)) / 2
-                m.set_flat(self.model, w)
-            am.push(w)
-            comm = ctx.now - t0
+            stored = am.exchange(m.get_flat(self.model))
+            m.set_flat(self.model, stored)
+            comm += ctx.now - t0
         return {"compute_s": compute, "comm_s": comm, "loss": num / den, "exchanges": len(batches)}
 
     # ------------------------------------------------------------ test

@@ -27,8 +27,9 @@ CORRECT_TOLERANCE = 1e-9  # relative deviation from numpy that still counts as f
 
 
 class NumPyWrenParams(Strict):
-    program: Literal["cholesky", "gemm", "tsqr", "qr", "bdfac"] = Field(
-        "cholesky", description="LAMBDAPACK program (bdfac = the band stage of SVD, its band's SVD taken locally)")
+    program: Literal["cholesky", "gemm", "tsqr", "qr", "bdfac", "gemm_copyout", "qr_copyout"] = Field(
+        "cholesky", description="LAMBDAPACK program (bdfac = the band stage of SVD, its band's SVD taken locally; "
+        "*_copyout = with the original compiler's identity copy-out tasks into the output matrix)")
     blocks: int = Field(8, ge=1, le=128, description="blocks per side (TSQR: row blocks)")
     block_size: int = Field(16, ge=1, description="real block side computed with numpy")
     model_block_size: int | None = Field(None, ge=1, description="block side charged for compute, bytes, memory "
@@ -57,6 +58,8 @@ class NumPyWrenParams(Strict):
     stall_timeout_s: float = Field(900.0, gt=0, description="the driver fails the program after this long "
                                    "without a finished task (e.g. every executor dies of its memory limit)")
     compute_slice_s: float = Field(15.0, gt=0, description="longest compute between lease checks (lease/4)")
+    priority_queues: bool = Field(False, description="the later source runtime's priority queues: tasks on the "
+                                  "DAG's critical path go to a second queue that executors receive from first [src]")
     max_wait_s: float = Field(20.0, ge=0, description="SQS long-poll wait of an idle executor [doc]")
     driver_memory_mb: int = Field(256, description="memory of the driver/provisioner function")
     send_concurrency: int = Field(64, ge=1, description="sends the driver keeps in flight when it seeds the "
@@ -72,7 +75,8 @@ class NumPyWrenParams(Strict):
     def runtime_cfg(self) -> dict:
         keys = ("pipeline_width", "cache_blocks", "lease_s", "budget_s", "idle_timeout_s", "policy", "sf",
                 "max_executors", "launch_granularity_s", "relaunch_fraction", "poll_interval_s", "heartbeat_s",
-                "heartbeat_timeout_s", "stall_timeout_s", "compute_slice_s", "max_wait_s", "send_concurrency")
+                "heartbeat_timeout_s", "stall_timeout_s", "compute_slice_s", "max_wait_s", "send_concurrency",
+                "priority_queues")
         return {k: getattr(self, k) for k in keys}
 
 

@@ -58,7 +58,7 @@ class JobSpec:
     def shapes(self, model: bool = False) -> dict[str, tuple[int, int]]:
         """Input matrix shapes, real or at the model block size."""
         n, b = (self.blocks * self.model_block_size, self.model_block_size) if model else (self.n, self.block_size)
-        if self.program == "gemm":
+        if self.program in ("gemm", "gemm_copyout"):
             return {"A": (n, n), "B": (n, n)}
         if self.program == "tsqr":
             return {"A": (n, b)}
@@ -88,9 +88,9 @@ class JobSpec:
         a = matrices["A"]
         if self.program == "cholesky":
             return np.linalg.cholesky(a)
-        if self.program == "gemm":
+        if self.program in ("gemm", "gemm_copyout"):
             return a @ matrices["B"]
-        if self.program in ("qr", "tsqr"):
+        if self.program in ("qr", "tsqr", "qr_copyout"):
             return np.linalg.qr(a, mode="r")
         return np.linalg.svd(a, compute_uv=False)
 
@@ -113,7 +113,7 @@ def compare(spec: JobSpec, result: np.ndarray, expected: np.ndarray) -> float:
     result, expected = np.asarray(result), np.asarray(expected)
     if result.shape != expected.shape:
         return float("inf")
-    if spec.program in ("qr", "tsqr"):
+    if spec.program in ("qr", "tsqr", "qr_copyout"):
         signs = np.sign(np.diag(result)) * np.sign(np.diag(expected))
         signs[signs == 0] = 1.0
         result = result * signs[:, None]
@@ -140,3 +140,37 @@ def widest_pipeline(spec: JobSpec, memory_mb: int, runtime_mb: float, cache_bloc
     per_task = max(sum(task_bytes(model, t)) for t in dag.all_tasks())
     free = memory_mb * 2**20 - runtime_mb * 2**20 - cache_blocks * spec.model_block_size ** 2 * FLOAT_BYTES
     return max(1, min(cap, int(free // per_task)))
+
+
+@lru_cache(maxsize=8)
+def critical_tasks(spec: JobSpec) -> frozenset:
+    """Keys of the tasks on the DAG's longest path by FLOPs (ties: the first found), the tasks the
+    original runtime gives the top priority (lambdapack.py ``_find_critical_path``) [src]."""
+    _, model = spec.plans()
+    dag = model.dag
+    indeg: dict = {}
+    order, frontier = [], list(dag.starting_tasks())
+    while frontier:
+        t = frontier.pop()
+        order.append(t)
+        for c in dag.children(t):
+            indeg[c] = indeg.get(c, dag.num_parents(c)) - 1
+            if indeg[c] == 0:
+                frontier.append(c)
+    finish: dict = {}
+    best_parent: dict = {}
+    for t in order:
+        parents = list(dag.parents(t))
+        if parents:
+            p = max(parents, key=lambda q: finish[q])
+            best_parent[t] = p
+            finish[t] = finish[p] + model.task_flops(t)
+        else:
+            finish[t] = model.task_flops(t)
+    node = max(finish, key=finish.get)
+    path = {node.key}
+    while node in best_parent:
+        node = best_parent[node]
+        path.add(node.key)
+    return frozenset(path)
+

@@ -212,6 +212,10 @@ def _first(shapes: Sequence[Shape]) -> tuple[Shape]:
     return (tuple(shapes[0]),)
 
 
+def _identity(a: np.ndarray) -> tuple[np.ndarray]:
+    return (np.array(a, copy=True),)
+
+
 KERNELS: dict[str, Kernel] = {
     kernel.name: kernel
     for kernel in (
@@ -244,6 +248,12 @@ KERNELS: dict[str, Kernel] = {
             flops=lambda s: float((len(s) - 1) * s[0][0] * s[0][1]),
             out_shapes=_first, min_inputs=1, max_inputs=None,
             doc="Sum of blocks: one node of GEMM's reduction tree.",
+        ),
+        Kernel(
+            "identity", _identity,
+            flops=lambda s: 0.0,
+            out_shapes=_first, min_inputs=1, max_inputs=1,
+            doc="A copy: the original compiler's copy-out of a tree root into the output matrix.",
         ),
         Kernel(
             "qr_r", _qr_r,

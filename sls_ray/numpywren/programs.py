@@ -34,7 +34,9 @@ __all__ = [
     "BlockGrid",
     "Caqr",
     "Cholesky",
+    "CaqrCopyOut",
     "Gemm",
+    "GemmCopyOut",
     "Plan",
     "Tsqr",
     "get_program",
@@ -360,6 +362,19 @@ def gemm(M, N, K):
         return product
 
 
+class GemmCopyOut(Gemm):
+    """GEMM as the original compiler enumerates it (numpywren ``algs.GEMM``): the tree root is
+    copied into C by one identity task per output block, M·N tasks more than :class:`Gemm`
+    (4,096 at the paper's 64 x 64 blocks), each reading and writing one block."""
+
+    name = "gemm_copyout"
+    source = Gemm.source.replace("C[i, j] = ", "Root[i, j] = ").replace(
+        "            for l in range(ceil_log(K, 4)):",
+        "            for l in range(ceil_log(K, 4)):", 1).rstrip("\n") + '''
+            C[i, j] = identity(Root[i, j])
+'''
+
+
 # ----------------------------------------------------------------------------------------
 # TSQR.
 
@@ -497,6 +512,68 @@ def qr(M, N):
                 factor[top : top + heights[j], left : left + block.shape[1]] = block
             top += heights[j]
         return factor
+
+
+class CaqrCopyOut(Caqr):
+    """CAQR with the original compiler's copy-out (numpywren ``algs.QR``): a panel's root
+    writes its trailing row to Wr (indexed like W, so each copy finds its writer), and one
+    identity task per trailing column copies it into R (sum_j (N - j - 1) tasks more than :class:`Caqr`: 2,016 at 64
+    blocks). The trees are ours (binary, 3-ary merges), not the original's enumeration."""
+
+    name = "qr_copyout"
+    source = '''
+def qr(M, N):
+    for j in range(min(M, N)):
+        for k in range(M - j):
+            if j == 0:
+                if M - j == 1:
+                    Qt[j, 0, k], R[j, j] = qr_factor(A[j + k, j])
+                else:
+                    Qt[j, 0, k], Rt[j, 0, k] = qr_factor(A[j + k, j])
+            elif M - j == 1:
+                Qt[j, 0, k], R[j, j] = qr_factor(S[j, j + k, j])
+            else:
+                Qt[j, 0, k], Rt[j, 0, k] = qr_factor(S[j, j + k, j])
+            for c in range(j + 1, N):
+                if j == 0:
+                    if M - j == 1:
+                        Wr[j, 0, k, c] = qr_apply(Qt[j, 0, k], A[j + k, c])
+                        R[j, c] = identity(Wr[j, 0, k, c])
+                    else:
+                        W[j, 0, k, c] = qr_apply(Qt[j, 0, k], A[j + k, c])
+                elif M - j == 1:
+                    Wr[j, 0, k, c] = qr_apply(Qt[j, 0, k], S[j, j + k, c])
+                    R[j, c] = identity(Wr[j, 0, k, c])
+                else:
+                    W[j, 0, k, c] = qr_apply(Qt[j, 0, k], S[j, j + k, c])
+        for l in range(floor_log2(M - j)):
+            for k in range((M - j) // 2 ** (l + 1)):
+                if 2 * k + 3 == (M - j) // 2 ** l:
+                    if l + 1 == floor_log2(M - j):
+                        Qt[j, l + 1, k], R[j, j] = qr_factor(
+                            Rt[j, l, 2 * k], Rt[j, l, 2 * k + 1], Rt[j, l, 2 * k + 2])
+                        for c in range(j + 1, N):
+                            Wr[j, l + 1, k, c], S[j + 1, j + (2 * k + 1) * 2 ** l, c], S[j + 1, j + (2 * k + 2) * 2 ** l, c] = qr_apply(
+                                Qt[j, l + 1, k], W[j, l, 2 * k, c], W[j, l, 2 * k + 1, c], W[j, l, 2 * k + 2, c])
+                            R[j, c] = identity(Wr[j, l + 1, k, c])
+                    else:
+                        Qt[j, l + 1, k], Rt[j, l + 1, k] = qr_factor(
+                            Rt[j, l, 2 * k], Rt[j, l, 2 * k + 1], Rt[j, l, 2 * k + 2])
+                        for c in range(j + 1, N):
+                            W[j, l + 1, k, c], S[j + 1, j + (2 * k + 1) * 2 ** l, c], S[j + 1, j + (2 * k + 2) * 2 ** l, c] = qr_apply(
+                                Qt[j, l + 1, k], W[j, l, 2 * k, c], W[j, l, 2 * k + 1, c], W[j, l, 2 * k + 2, c])
+                elif l + 1 == floor_log2(M - j):
+                    Qt[j, l + 1, k], R[j, j] = qr_factor(Rt[j, l, 2 * k], Rt[j, l, 2 * k + 1])
+                    for c in range(j + 1, N):
+                        Wr[j, l + 1, k, c], S[j + 1, j + (2 * k + 1) * 2 ** l, c] = qr_apply(
+                            Qt[j, l + 1, k], W[j, l, 2 * k, c], W[j, l, 2 * k + 1, c])
+                        R[j, c] = identity(Wr[j, l + 1, k, c])
+                else:
+                    Qt[j, l + 1, k], Rt[j, l + 1, k] = qr_factor(Rt[j, l, 2 * k], Rt[j, l, 2 * k + 1])
+                    for c in range(j + 1, N):
+                        W[j, l + 1, k, c], S[j + 1, j + (2 * k + 1) * 2 ** l, c] = qr_apply(
+                            Qt[j, l + 1, k], W[j, l, 2 * k, c], W[j, l, 2 * k + 1, c])
+'''
 
 
 # ----------------------------------------------------------------------------------------
@@ -641,6 +718,8 @@ PROGRAMS: dict[str, Algorithm] = {
     "tsqr": Tsqr(),
     "qr": Caqr(),
     "bdfac": Bdfac(),
+    "gemm_copyout": GemmCopyOut(),
+    "qr_copyout": CaqrCopyOut(),
 }
 
 

@@ -30,6 +30,7 @@ RUNNING, POST_OP, FINISHED = 2, 3, 4
 PROGRAM_RUNNING, PROGRAM_DONE, PROGRAM_FAILED = 1, 2, 3
 
 QUEUE = "tasks"
+QUEUE_HIGH = "tasks_critical"  # priority_queues: critical-path tasks, received first
 PROGRAM = "p"
 DONE_COUNT = "k/done"
 OUTPUTS_DONE = "k/outputs"

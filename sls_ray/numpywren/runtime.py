@@ -30,7 +30,7 @@ from typing import Any
 
 from sls_ray.api import KeyNotFound, Pending
 from sls_ray.numpywren import protocol as P
-from sls_ray.numpywren.job import JobSpec, block_bytes
+from sls_ray.numpywren.job import JobSpec, block_bytes, critical_tasks
 from sls_ray.numpywren.lambdapack import BlockRef, Task
 from sls_ray.numpywren.provisioner import DynamicPolicy, FixedPolicy, policy_from_state
 
@@ -69,6 +69,9 @@ class Executor:
         self.cache: OrderedDict[BlockRef, Any] = OrderedDict()
         self.cache_blocks = int(cfg["cache_blocks"])
         self.leases: dict[int, float] = {}  # receipt of each message held -> its last renewal
+        self.queue_of: dict[int, str] = {}  # receipt -> the queue it came from
+        self.queues = task_queues(cfg)
+        self.critical = critical_tasks(job) if cfg.get("priority_queues") else frozenset()
         self.last_heartbeat = -math.inf
         self.program_over = False
         self.tasks_done = 0
@@ -109,9 +112,15 @@ class Executor:
             got = False
             while not reason and len(inflight) < self.pw:
                 wait = 0.0 if inflight else max(0.0, min(cfg["max_wait_s"], idle_until - ctx.clock))
-                msg = self.sqs.receive(P.QUEUE, visibility_timeout=self.lease, wait=wait)
+                msg, queue = None, P.QUEUE
+                for i, queue in enumerate(self.queues):  # high priority first, as the source polls them
+                    last = i + 1 == len(self.queues)
+                    msg = self.sqs.receive(queue, visibility_timeout=self.lease, wait=wait if last else 0.0)
+                    if msg is not None:
+                        break
                 if msg is None:
                     break
+                self.queue_of[msg.receipt] = queue
                 got = True
                 idle_until = ctx.clock + cfg["idle_timeout_s"]
                 slot = self._admit(msg)
@@ -207,7 +216,7 @@ class Executor:
         op = P.post_op(self.dag, task)
         decision = P.decide(op, self.redis.transaction(op.ops))
         for child in decision.enqueue:
-            self.sqs.send(P.QUEUE, child.key)
+            self.sqs.send(queue_for(child, self.critical), child.key)
         for cmd in P.finish_ops(task):
             self.redis.setv(cmd[1], cmd[2])
         self._drop(slot.receipt)
@@ -235,7 +244,7 @@ class Executor:
 
     def _drop(self, receipt: int) -> None:
         del self.leases[receipt]
-        self.sqs.delete_message(P.QUEUE, receipt)
+        self.sqs.delete_message(self.queue_of.pop(receipt), receipt)
 
     def _cache_put(self, ref: BlockRef, value: Any) -> None:
         if self.cache_blocks <= 0:
@@ -248,7 +257,7 @@ class Executor:
     def _renew(self, now: float) -> None:
         for receipt, renewed in list(self.leases.items()):
             if now - renewed >= self.lease / 2:
-                if not self.sqs.change_visibility(P.QUEUE, receipt, self.lease):
+                if not self.sqs.change_visibility(self.queue_of[receipt], receipt, self.lease):
                     self.ctx.log("lease_lost", receipt=receipt)
                 self.leases[receipt] = self.ctx.clock
         self._heartbeat(now)
@@ -263,6 +272,15 @@ class Executor:
 
     def _program_status(self) -> Any:
         return self.redis.getv(P.PROGRAM)
+
+
+def task_queues(cfg: dict) -> tuple[str, ...]:
+    """The queues executors receive from, highest priority first."""
+    return (P.QUEUE_HIGH, P.QUEUE) if cfg.get("priority_queues") else (P.QUEUE,)
+
+
+def queue_for(task: Task, critical: frozenset) -> str:
+    return P.QUEUE_HIGH if task.key in critical else P.QUEUE
 
 
 def executor(ctx, payload: dict) -> dict:
@@ -302,9 +320,10 @@ def driver(ctx, payload: dict) -> dict:
         dag = job.plans()[0].dag
         redis.setv(P.PROGRAM, P.PROGRAM_RUNNING)
         starting = dag.starting_tasks()
+        critical = critical_tasks(job) if cfg.get("priority_queues") else frozenset()
         wave = cfg["send_concurrency"]  # a client thread pool: at most this many sends in flight
         for i in range(0, len(starting), wave):
-            ctx.gather([sqs.send_async(P.QUEUE, t.key) for t in starting[i:i + wave]])
+            ctx.gather([sqs.send_async(queue_for(t, critical), t.key) for t in starting[i:i + wave]])
         now = ctx.now
         ctx.log("program_start", starting=len(starting))
         state = {"policy": make_policy(cfg).state(), "last_done": 0, "progress_at": now, "launched": {}}
@@ -317,7 +336,9 @@ def driver(ctx, payload: dict) -> dict:
         if status in (P.PROGRAM_DONE, P.PROGRAM_FAILED):
             ctx.log("sched", waiting=0, running=0, up=0, done=done, launched=0, final=True)
             return {"status": status, "done": done}
-        waiting, running = sqs.length(P.QUEUE), sqs.in_flight(P.QUEUE)
+        queues = task_queues(cfg)
+        waiting = sum(sqs.length(q) for q in queues)
+        running = sum(sqs.in_flight(q) for q in queues)
         up = live_executors(redis, state["launched"], now, cfg["heartbeat_timeout_s"])
         launch = policy.decide(now, waiting, up)
         for _ in range(launch):

@@ -79,6 +79,10 @@ class DynamoDB(KVStore):
         self.read_units += max(1, math.ceil(total / 4096))
         return Done(value=keys, nbytes=sum(len(k) for k in keys))
 
+    def bill_scan(self, polls: int, nbytes: int) -> None:
+        """A Scan reads (and bills) every item it returns: ceil(bytes / 4 KB) read units each time."""
+        self.read_units += polls * max(1, math.ceil(nbytes / 4096))
+
     def cost(self, end_ns: int) -> dict[str, float]:
         out = super().cost(end_ns)
         out["requests"] = (self.write_units * self.config.price_per_million_writes

@@ -48,6 +48,8 @@ class KVStore(Service):
         self._key_watch: dict[str, dict[int, Ticket]] = {}
         self._prefix_watch: dict[str, dict[int, Ticket]] = {}
         self._prefix_count: dict[str, int] = {}
+        # keys written but not yet visible to LIST (S3's eventual consistency before Dec 2020)
+        self._hidden: set[str] = set()
 
     # ------------------------------------------------------------ hooks for subclasses
     def admit(self, t_ns: int, req: Request, op_class: str, nbytes: int) -> Throttle | None:
@@ -81,9 +83,20 @@ class KVStore(Service):
         self.usage.stored(t_ns, -old[1])
         self._purge = True
         self._count_prefixes(key, -1)
+        self._hidden.discard(key)
         return True
 
+    def _reveal(self, t_ns: int, key: str) -> None:
+        """A hidden key becomes visible to LIST (and to LIST-polling waits)."""
+        if key not in self._hidden:
+            return
+        self._hidden.discard(key)
+        self._count_prefixes(key, +1)
+        self._notify(t_ns, key)
+
     def _count_prefixes(self, key: str, delta: int) -> None:
+        if key in self._hidden:
+            return
         for prefix in self._prefix_count:
             if key.startswith(prefix):
                 self._prefix_count[prefix] += delta
@@ -113,7 +126,7 @@ class KVStore(Service):
         while i < len(self._sorted) and self._sorted[i].startswith(prefix):
             out.append(self._sorted[i])
             i += 1
-        return out
+        return [k for k in out if k not in self._hidden] if self._hidden else out
 
     # ------------------------------------------------------------ operations
     def _gate(self, t_ns: int, req: Request, op_class: str, nbytes: int = 0) -> Throttle | None:
@@ -162,7 +175,7 @@ class KVStore(Service):
         gate = self._gate(t_ns, req, "DELETE")
         if gate:
             return gate
-        self.bill("DELETE", max(1, len(keys)))
+        self.bill("DELETE", self.delete_requests(len(keys)))
 
         def commit(t: int) -> int:
             return sum(self._remove(t, k) for k in keys)
@@ -204,24 +217,30 @@ class KVStore(Service):
     def stored_handle(self, key: str) -> Any | None:
         item = self.items.get(key)
         return None if item is None else item[0]
+    def delete_requests(self, n_keys: int) -> int:
+        """How many requests a delete of n keys is (S3 DeleteObjects: 1,000 keys each; Memcached
+        delete_multi: one); by default one per key."""
+        return max(1, n_keys)
 
     # ------------------------------------------------------------ polling waits
     def _park(self, t_ns: int, req: Request, kind: str, target: Any, poll_class: str) -> Outcome:
         interval, timeout = req.args[1], req.args[2]
+        # the timeout runs from the wait's arrival: a wait sent while the node is still starting
+        # begins polling (and counting) once the service is up
         ticket = Ticket(req.fid, req.seq, t_ns,
-                        INF_NS if timeout is None else req.t_issue_ns + to_ns(timeout))
+                        INF_NS if timeout is None else t_ns + to_ns(timeout))
         period = to_ns(self.config.latency_s * self.latency_factor(t_ns) + interval)
         ticket.data = {"kind": kind, "target": target, "period": max(1, period), "poll_class": poll_class,
                        "check_at": None,
                        "per_poll": self.mget_round_trips(len(target)) if kind == "keys" else 1}
         if self._satisfied(ticket):
-            if kind == "prefix" and target[0] not in self._prefix_watch:
+            if kind in ("prefix", "scan") and target[0] not in self._prefix_watch:
                 self._prefix_count.pop(target[0], None)
             return self._succeed(ticket, t_ns, polls=1)
         if kind in ("key", "get"):
             self._key_watch.setdefault(target, {})[id(ticket)] = ticket
-        elif kind == "keys":
-            for k in target:
+        elif kind in ("keys", "mget"):
+            for k in (target if kind == "keys" else target[0]):
                 self._key_watch.setdefault(k, {})[id(ticket)] = ticket
         else:
             self._prefix_watch.setdefault(target[0], {})[id(ticket)] = ticket
@@ -236,6 +255,9 @@ class KVStore(Service):
             return target in self.items
         if kind == "keys":
             return all(k in self.items for k in target)
+        if kind == "mget":
+            keys, need = target
+            return sum(k in self.items for k in keys) >= need
         prefix, n = target
         if prefix not in self._prefix_count:
             self._prefix_count[prefix] = len(self.keys_under(prefix))
@@ -275,6 +297,13 @@ class KVStore(Service):
             return Done(handle=handle, nbytes=size)
         if kind == "prefix":
             return Done(value=self.keys_under(target[0]))
+        if kind == "mget":
+            found = {k: self.items[k] for k in target[0] if k in self.items}
+            size = sum(s for _, s in found.values())
+            self.usage.bytes_out += size
+            return Done(value={k: h for k, (h, _) in found.items()}, nbytes=size)
+        if kind == "scan":
+            return self._scan_result(target[0], polls)
         return Done(value=True)
 
     def _timeout(self, ticket: Ticket, t_ns: int) -> None:
@@ -289,14 +318,15 @@ class KVStore(Service):
     def _close(self, ticket: Ticket) -> None:
         ticket.closed = True
         kind, target = ticket.data["kind"], ticket.data["target"]
-        keys = [target] if kind in ("key", "get") else (target if kind == "keys" else [])
+        keys = [target] if kind in ("key", "get") else (target if kind == "keys" else
+                                                       (list(target[0]) if kind == "mget" else []))
         for k in keys:
             watchers = self._key_watch.get(k)
             if watchers is not None:
                 watchers.pop(id(ticket), None)
                 if not watchers:
                     del self._key_watch[k]
-        if kind == "prefix":
+        if kind in ("prefix", "scan"):
             watchers = self._prefix_watch.get(target[0])
             if watchers is not None:
                 watchers.pop(id(ticket), None)
@@ -319,6 +349,8 @@ class KVStore(Service):
         if kind == "keys":
             missing = [k for k in target if k not in self.items]
             return f"{len(missing)} missing keys (first: '{missing[0] if missing else ''}')"
+        if kind == "mget":
+            return f"{target[1]} of {len(target[0])} keys (first: '{target[0][0] if target[0] else ''}')"
         return f"{target[1]} keys under '{target[0]}' (have {len(self.keys_under(target[0]))})"
 
     def op_wait(self, t_ns: int, req: Request) -> Outcome:
@@ -334,3 +366,36 @@ class KVStore(Service):
 
     def op_wait_keys(self, t_ns: int, req: Request) -> Outcome:
         return self._park(t_ns, req, "keys", tuple(req.args[0]), "GET")
+
+    def op_wait_mget(self, t_ns: int, req: Request) -> Outcome:
+        """A busy multi-get loop (LambdaML's Memcached ``list``): poll the keys until at least
+        ``need`` of them exist; the successful poll returns the values it found (no extra read)."""
+        return self._park(t_ns, req, "mget", (tuple(req.args[0]), req.args[3]), "GET")
+
+    # ------------------------------------------------------------ scans (DynamoDB Scan: keys with their values)
+    def _scan_result(self, prefix: str, polls: int) -> Outcome:
+        keys = self.keys_under(prefix)
+        size = sum(self.items[k][1] for k in keys)
+        self.bill_scan(polls, size + sum(len(k) for k in keys))
+        self.usage.bytes_out += size
+        return Done(value={k: self.items[k][0] for k in keys}, nbytes=size)
+
+    def bill_scan(self, polls: int, nbytes: int) -> None:
+        """Extra billing of ``polls`` scans that each read ``nbytes`` (DynamoDB: read units)."""
+
+    def op_scan(self, t_ns: int, req: Request) -> Outcome:
+        if self.config.list_page_keys is None:
+            return Fail("NotSupported", f"{self.kind} '{self.name}' cannot scan keys")
+        gate = self._gate(t_ns, req, "LIST")
+        if gate:
+            return gate
+        self.bill("LIST", 1)
+        return self._scan_result(req.args[0], 1)
+
+    def op_wait_scan(self, t_ns: int, req: Request) -> Outcome:
+        """A busy Scan loop: scan until at least ``n`` items are under the prefix; the successful
+        scan returns them with their values. Every poll is billed as a scan of what the
+        successful one read (the items present then)."""
+        if self.config.list_page_keys is None:
+            return Fail("NotSupported", f"{self.kind} '{self.name}' cannot scan keys")
+        return self._park(t_ns, req, "scan", (req.args[0], req.args[3]), "LIST")

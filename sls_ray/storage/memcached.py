@@ -27,3 +27,6 @@ class Memcached(NodeStore):
 
     def mget_round_trips(self, n_keys: int) -> int:
         return 1  # one multi-get round trip
+
+    def delete_requests(self, n_keys: int) -> int:
+        return 1  # delete_multi: one round trip

@@ -1,10 +1,13 @@
 """What services that live on provisioned nodes share: start-up, a NIC, node-hour billing.
 
 ElastiCache (Memcached, Redis) and EC2 (the VM parameter server) are billed for the whole
-time a node is up, idle included (platform.md, "Cost accounting"); a node takes minutes to
-start [est], and requests sent before then wait for it. One NIC is shared by every client.
+time a node is up, idle included — EC2 per second (60 s minimum), ElastiCache per started
+node-hour in 2020 (``billing_increment_s: 3600`` in the aws_2020 profile; platform.md, "Cost
+accounting"); a node takes minutes to start [est], and requests sent before then wait for it. One NIC is shared by every client.
 """
 from __future__ import annotations
+
+import math
 
 from pydantic import Field
 
@@ -20,6 +23,8 @@ class NodeConfig(KVConfig):
     node_price_per_hour: float = Field(0.068, ge=0, description="USD per node-hour [est]")
     billing_min_s: float = Field(60.0, ge=0, description="minimum billed time [doc][est]")
     nodes: int = Field(1, ge=1, description="identical nodes billed (the store itself is on node 0)")
+    billing_increment_s: float = Field(1.0, gt=0, description="billing granularity: 1 = per second (EC2 since "
+                                       "2017), 3600 = per started node-hour (ElastiCache until 2023) [doc]")
 
 
 class NodeStore(KVStore):
@@ -64,6 +69,11 @@ class NodeStore(KVStore):
 
     def cost(self, end_ns: int) -> dict[str, float]:
         out = super().cost(end_ns)
-        out["nodes"] = self.instances() * per_second_billing(end_ns, self.config.billing_min_s,
-                                                              self.config.node_price_per_hour)
+        inc = self.config.billing_increment_s
+        if inc == 1.0:
+            per_node = per_second_billing(end_ns, self.config.billing_min_s, self.config.node_price_per_hour)
+        else:  # whole increments: a started node-hour is billed whole
+            seconds = max(end_ns / 1e9, self.config.billing_min_s)
+            per_node = math.ceil(seconds / inc - 1e-12) * inc * self.config.node_price_per_hour / 3600.0
+        out["nodes"] = self.instances() * per_node
         return out

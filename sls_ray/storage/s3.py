@@ -2,18 +2,21 @@
 
 Durable, effectively unbounded aggregate bandwidth (PyWren saw 60-80 GB/s across thousands
 of functions), tens of ms per request, 503 SlowDown above 3,500 writes / 5,500 reads per
-second per prefix, LIST pages of 1,000 keys, request and GB-month prices.
+second per prefix, LIST pages of 1,000 keys, request and GB-month prices. Optionally
+(``consistency: eventual``) the pre-December-2020 listing: a new key appears in LIST, and to
+LIST-polling waits, only after a sampled lag.
 """
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
+import numpy as np
 from pydantic import Field
 
 from sls_ray.network import Link
 from sls_ray.storage.base import Request, Throttle
 from sls_ray.storage.kvstore import KVConfig, KVStore
-from sls_ray.vtime import NS_PER_S
+from sls_ray.vtime import NS_PER_S, RANK_COMMIT, to_ns
 
 
 class S3Config(KVConfig):
@@ -27,6 +30,12 @@ class S3Config(KVConfig):
     price_get_per_1k: float = Field(0.0004, ge=0, description="USD per 1,000 GET [src][est]")
     price_per_gb_month: float = Field(0.023, ge=0, description="USD per GB-month [src]")
     max_retries: int = Field(3, ge=0, description="SDK retries of a 503 SlowDown [doc]")
+    consistency: Literal["strong", "eventual"] = Field(
+        "strong", description="'eventual': a new key shows in LIST only after a sampled lag, as S3 listings were "
+        "until December 2020 [doc]; GETs see it at once")
+    list_lag_s: float = Field(1.0, gt=0, description="median LIST visibility lag of a new key (eventual) [est]")
+    list_lag_sigma: float = Field(1.0, ge=0, description="lognormal sigma of that lag (eventual) [est]")
+    seed: int = Field(0, description="stream of the sampled LIST lags")
 
 
 class S3(KVStore):
@@ -39,6 +48,20 @@ class S3(KVStore):
         self._link = Link(f"svc:{name}", config.aggregate_gbs * 1e9) if config.aggregate_gbs else None
         self._second = -1
         self._rates: dict[tuple[str, bool], int] = {}
+        self._writes = 0  # new keys written (the index of each one's sampled LIST lag)
+
+    def _write(self, t_ns: int, key: str, handle, size: int) -> None:
+        if self.config.consistency == "eventual" and t_ns > 0 and key not in self.items:
+            self._writes += 1
+            rng = np.random.default_rng([self.config.seed, self._writes, 0x5311])
+            lag = self.config.list_lag_s * float(np.exp(self.config.list_lag_sigma * rng.standard_normal()))
+            self._hidden.add(key)
+            self.env.schedule(t_ns + max(1, to_ns(lag)), RANK_COMMIT, -3, self._writes,
+                              lambda t, k=key: self._reveal(t, k))
+        super()._write(t_ns, key, handle, size)
+
+    def delete_requests(self, n_keys: int) -> int:
+        return max(1, -(-n_keys // 1000))  # DeleteObjects: up to 1,000 keys per request [doc]
 
     def link(self):
         return self._link

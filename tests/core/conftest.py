@@ -13,7 +13,7 @@ from sls_ray.runtime import simulate_handlers
 
 HAND_PROFILE = {
     "functions": {"cold_start_sigma": 0.0, "cold_start_s": 0.5, "warm_start_s": 0.005,
-                  "invoke_latency_s": 0.02, "nic_mbs": 10.0},
+                  "invoke_latency_s": 0.02, "nic_mbs": 10.0, "payload_sync_bytes": 6_000_000},
     "services": {"s3": {"latency_s": 0.02}},
 }
 

@@ -26,8 +26,10 @@ def cost_worker(ctx, p):
 
 
 def test_cost_of_a_hand_computable_run_matches_the_price_formula(sim):
+    # pinned: per-second billing with a 60 s minimum (the aws_2020 profile bills ElastiCache per node-hour)
     r = sim({"main": cost_main, "worker": cost_worker}, ("main", None), memory={"main": 1024, "worker": 512},
-            services=["memcached"])
+            services=["memcached"],
+            profile={"services": {"memcached": {"billing_min_s": 60, "billing_increment_s": 1}}})
     assert r.summary["status"] == "ok"
     inv = r.invocations.set_index("handler")
     assert inv.loc["main", "end_s"] - inv.loc["main", "start_s"] == pytest.approx(0.56, abs=1e-9)

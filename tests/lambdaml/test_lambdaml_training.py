@@ -135,7 +135,9 @@ def test_asynchronous_training_runs_and_its_loss_decreases(algorithm):
 
 # ---------------------------------------------------------------- faults and the 15-minute limit
 def test_a_killed_executor_is_retried_resumes_from_its_checkpoint_and_the_job_still_reaches_the_target():
-    params = {"epochs": 12, "target_loss": 0.655, "lr": 0.05}
+    # the original deletes older merged vectors every round; replay needs them kept ('late'), and the
+    # others must out-wait the 60 s retry delay (the original's 60 s load-or-wait would fail them too)
+    params = {"epochs": 12, "target_loss": 0.655, "lr": 0.05, "merged_expiry": "late", "wait_timeout_s": 600}
     clean = run(params)
     assert clean.summary["reached_target"]
     ep = clean.tables["epochs"]

@@ -25,6 +25,7 @@ CASES = [  # (program, blocks, block_size, n): 1 block, several, ragged edges, 8
     ("tsqr", 1, 6, None), ("tsqr", 5, 6, 27), ("tsqr", 8, 4, None),
     ("qr", 1, 8, None), ("qr", 3, 8, 22), ("qr", 6, 4, None),
     ("bdfac", 1, 8, None), ("bdfac", 3, 8, 23), ("bdfac", 5, 4, None),
+    ("gemm_copyout", 3, 8, 19), ("qr_copyout", 6, 4, None),  # the original compiler's copy-out tasks
 ]
 
 
@@ -164,3 +165,21 @@ def test_a_block_over_the_function_memory_fails_with_the_memory_error_naming_the
     ok = run_numpywren({"program": "cholesky", "blocks": 3, "block_size": 4, "model_block_size": 4096,
                         "pipeline_width": 1, "baselines": False})
     assert ok.summary["correct"] and ok.summary["executor_failures"] == 0
+
+
+def test_priority_queues_send_critical_path_tasks_to_the_queue_executors_read_first():
+    """The later source runtime's priority queues (option): same exact result; the Cholesky
+    critical path chol(0) -> trsm(1,0) -> syrk -> chol(1) ... travels through the high queue."""
+    params = {"program": "cholesky", "blocks": 6, "block_size": 4, "model_block_size": 1024,
+              "policy": "fixed", "max_executors": 4, "baselines": False, "priority_queues": True}
+    r = run_numpywren(params)
+    s = r.summary
+    assert s["correct"] and s["tasks_finished"] == s["tasks_total"] == 56
+    from sls_ray.numpywren.job import critical_tasks
+
+    crit = critical_tasks(JobSpec.make("cholesky", 6, 4, 1024))
+    # chol, trsm and syrk per column but the last (chol only): the diagonal chain
+    assert sorted(crit) == sorted(["chol_0/", "trsm_0/1", "syrk_0/1,1"]
+                                  + [f"chol_1/{i}" for i in range(1, 6)]
+                                  + [f"trsm_1/{i},{i + 1}" for i in range(1, 5)]
+                                  + [f"syrk_1/{i},{i + 1},{i + 1}" for i in range(1, 5)])
