@@ -41,7 +41,8 @@ class FunctionsProfile(Strict):
     default_timeout_s: float = Field(900.0, gt=0, description="timeout when a handler does not set one [doc]")
     default_memory_mb: int = Field(1024, ge=1, description="memory when a handler does not set one [est]")
     tmp_disk_mb: int = Field(512, ge=0, description="/tmp disk [doc]")
-    payload_sync_bytes: int = Field(6 * MB, ge=0, description="synchronous invocation payload limit [doc]")
+    payload_sync_bytes: int = Field(6 * 1024 * 1024, ge=0, description="synchronous invocation payload limit: "
+                                    "'6 MB' as the Invoke API counts it, 6 MiB [doc]")
     payload_async_bytes: int = Field(256 * 1024, ge=0, description="asynchronous (event) payload limit [doc]")
     concurrency_limit: int = Field(1000, ge=1, description="concurrent executions per account [doc]")
     invoke_latency_s: float = Field(0.02, gt=0, description="Invoke API round trip [est]")

@@ -204,8 +204,8 @@ CASES: list[tuple[str, str, list[str], int, list[str]]] = [
      ["memory_mb=50", "128"]),
     ("invoke_memory_off_grid", BADCALL, [P, "params.memory_mb=1000"], 1, ["memory_mb=1000", "memory_step_mb"]),
     ("invoke_async_payload", BADCALL, [P, "params.payload_bytes=262145"], 1, ["PayloadTooLarge", "262144"]),
-    ("invoke_sync_payload", BADCALL, [P, "params.payload_bytes=6000001", P, "params.sync=true"], 1,
-     ["PayloadTooLarge", "6000000"]),
+    ("invoke_sync_payload", BADCALL, [P, "params.payload_bytes=6291457", P, "params.sync=true"], 1,
+     ["PayloadTooLarge", "6291456"]),
     ("entry_payload_too_big", BADCALL, [P, "params.entry_bytes=300000"], 2,
      ["entry invocation", "payload_async_bytes", "262144"]),
 ]
