@@ -1,8 +1,6 @@
 """Open-loop request streams: requests are rows, not threads; batching servers see real queueing."""
 from __future__ import annotations
 
-import numpy as np
-import pytest
 
 from sls_ray.runtime import simulate_handlers
 

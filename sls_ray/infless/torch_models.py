@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sls_ray.infless.models import ModelSpec, Op, Seq
+from sls_ray.infless.models import ModelSpec, Node, Op, Seq
 
 
 class OpModule(nn.Module):

@@ -174,7 +174,7 @@ class SyncCollective:
     # ------------------------------------------------------------ rounds
     def _published(self, step: int, vec: np.ndarray) -> np.ndarray | None:
         """During replay: the step's result if it was already published, else None."""
-        n, itemsize = vec.size, vec.itemsize
+        n = vec.size
         keys = self._result_candidates(step)
         if not self.ch.client.exists(keys[-1]):
             return None

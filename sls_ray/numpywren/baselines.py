@@ -125,7 +125,6 @@ def run_mpi(spec: JobSpec, cluster: ClusterParams | None = None) -> MPIResult:
     bw = cluster.nic_gbits * 1e9 / 8
 
     tasks = list(dag.all_tasks())
-    index = {t: i for i, t in enumerate(tasks)}
     owner = [place.rank(dag.writes(t)[0]) for t in tasks]
     node_of = [place.node(r) for r in owner]
     duration = [model.task_flops(t) / rate for t in tasks]

@@ -79,7 +79,7 @@ class Executor:
 
     # ------------------------------------------------------------------ lifecycle
     def run(self) -> dict:
-        ctx, cfg = self.ctx, self.cfg
+        ctx = self.ctx
         start = ctx.now
         self._heartbeat(start)
         b = self.job.model_block_size

@@ -12,7 +12,7 @@ import pytest
 
 from sls_ray.numpywren import protocol as P
 from sls_ray.numpywren.job import JobSpec
-from sls_ray.numpywren.lambdapack import BlockRef, Task
+from sls_ray.numpywren.lambdapack import Task
 from sls_ray.numpywren.runtime import Executor, executor
 from sls_ray.runtime import simulate_handlers
 from tests.numpywren.conftest import NO_RETRIES, run_numpywren
