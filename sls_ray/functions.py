@@ -34,7 +34,7 @@ class FunctionRecord:
 
     __slots__ = (
         "fid", "handler", "memory_mb", "attempt", "invocation", "start_ns", "deadline_ns", "state",
-        "clock_ns", "version", "cold", "caller", "is_async", "payload", "payload_size", "chain", "seq",
+        "clock_ns", "cold", "caller", "is_async", "payload", "payload_size", "chain", "seq",
         "dead_ns", "dead_reason", "end_ns", "status", "error", "nic", "flows", "tickets", "is_vm",
         "vm_service", "blocked_on", "flops_per_s", "death_told", "futures", "awaiting",
     )
@@ -44,7 +44,6 @@ class FunctionRecord:
         self.attempt = 0
         self.invocation = fid
         self.start_ns = self.deadline_ns = self.clock_ns = 0
-        self.version = 0
         self.state = STARTING
         self.cold = False
         self.caller: tuple[int, int] | None = None
@@ -213,7 +212,7 @@ class FunctionLifecycle:
         else:
             status, error = "ok", ""
         rec.state = DONE
-        rec.version += 1
+        self.loop.set_stopped(rec.fid)
         rec.end_ns = t_end
         rec.status = "ok" if status == "ok" else status
         rec.error = error

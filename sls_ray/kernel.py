@@ -21,12 +21,12 @@ the warm pool and cold starts in ``invoker.py``.
 """
 from __future__ import annotations
 
-import heapq
 from typing import Any, Callable, Protocol
 
 from sls_ray import simcall as sc
 from sls_ray.chains import ChainRunner
 from sls_ray.errors import VirtualDeadlock
+from sls_ray.events import EventLoop
 from sls_ray.functions import (  # noqa: F401  (FunctionRecord and the states are public here)
     BLOCKED, DONE, DRIVER, RUNNING, STARTING, FunctionLifecycle, FunctionRecord,
 )
@@ -36,7 +36,7 @@ from sls_ray.platform import PlatformProfile
 from sls_ray.storage import build_services
 from sls_ray.storage.base import Service
 from sls_ray.storage_calls import StorageCalls
-from sls_ray.vtime import INF_NS, RANK_ARRIVE, RANK_COMMIT, to_ns
+from sls_ray.vtime import RANK_ARRIVE, RANK_COMMIT, to_ns
 
 
 class Hooks(Protocol):
@@ -59,18 +59,14 @@ class SimKernel(ChainRunner, StorageCalls, FunctionLifecycle):
         self.hooks = hooks
         self.handler_memory = handler_memory or {}
         self.handler_timeout = handler_timeout or {}
-        self._heap: list = []
-        self._ctr = 0
-        self._progress = 0  # non-passive events in the heap
-        self.now_ns = 0
+        self.loop = EventLoop()
         self.functions: dict[int, FunctionRecord] = {}
-        self._clocks: list[tuple[int, int, int]] = []
         self._next_fid = DRIVER
         self.services: dict[str, Service] = build_services(profile, self)
         self.network = FlowNetwork(self._schedule_flow)
         self.invoker = Invoker(self.fprof, seed)
         self.invoke_one_way_ns = to_ns(self.fprof.invoke_latency_s / 2)
-        self.lookahead_ns = self._lookahead()
+        self.loop.lookahead_ns = self._lookahead()
         self.metrics: list[tuple] = []
         self.counts = {"invocations": 0, "cold_starts": 0, "throttles": 0, "simcalls": 0, "ops": 0,
                        "retries": 0, "duplicates": 0}
@@ -97,47 +93,40 @@ class SimKernel(ChainRunner, StorageCalls, FunctionLifecycle):
         return max(1, min(one_ways))
 
     # ------------------------------------------------------------------ events
+    @property
+    def now_ns(self) -> int:
+        return self.loop.now_ns
+
+    @now_ns.setter
+    def now_ns(self, t_ns: int) -> None:
+        self.loop.now_ns = t_ns
+
+    @property
+    def lookahead_ns(self) -> int:
+        return self.loop.lookahead_ns
+
     def schedule(self, t_ns: int, rank: int, fid: int, seq: int, fn: Callable[[int], None],
                  passive: bool = False) -> None:
-        """Queue ``fn(t)``; ``passive`` events (deadlines) do not count as progress.
-
-        An event before the clock would change a past the kernel already acted on: the
-        outcome would depend on thread timing, so it is refused as a kernel error.
-        """
-        if t_ns < self.now_ns:
-            raise RuntimeError(f"causality: an event for t={t_ns} ns (fid {fid}, rank {rank}) was scheduled "
-                               f"after the kernel's clock reached t={self.now_ns} ns; the lookahead "
-                               f"({self.lookahead_ns} ns) is larger than some latency of this run")
-        self._ctr += 1  # unique, so the order never reaches fn
-        heapq.heappush(self._heap, (t_ns, rank, fid, seq, self._ctr, fn, passive))
-        if not passive:
-            self._progress += 1
+        """Queue ``fn(t)`` on the event loop (the ``ServiceEnv`` side services and faults use)."""
+        self.loop.schedule(t_ns, rank, fid, seq, fn, passive)
 
     def _schedule_flow(self, t_ns: int, flow: Flow, version: int) -> None:
-        self.schedule(t_ns, RANK_COMMIT, -1, flow.id, lambda t: self.network.complete(flow, version, t))
+        self.loop.schedule(t_ns, RANK_COMMIT, -1, flow.id, lambda t: self.network.complete(flow, version, t))
 
     def horizon(self) -> int:
-        clocks = self._clocks
-        while clocks:
-            clock, fid, version = clocks[0]
-            rec = self.functions[fid]
-            if rec.version == version and rec.state == RUNNING:
-                return clock + self.lookahead_ns
-            heapq.heappop(clocks)
-        return INF_NS
+        return self.loop.horizon()
 
     def _set_running(self, rec: FunctionRecord, t_ns: int) -> None:
         rec.state = RUNNING
         rec.clock_ns = t_ns
-        rec.version += 1
-        heapq.heappush(self._clocks, (t_ns, rec.fid, rec.version))
+        self.loop.set_running(rec.fid, t_ns)
 
     def _set_blocked(self, rec: FunctionRecord) -> None:
         rec.state = BLOCKED
-        rec.version += 1
+        self.loop.set_stopped(rec.fid)
 
     def running_count(self) -> int:
-        return sum(1 for r in self.functions.values() if r.state == RUNNING)
+        return self.loop.running_count()
 
     def step(self, max_events: int = 1 << 30) -> str:
         """Handle every event below the horizon.
@@ -152,7 +141,7 @@ class SimKernel(ChainRunner, StorageCalls, FunctionLifecycle):
             return "deadlock"
         if any(r.state == BLOCKED for r in self.functions.values()):
             return self._declare_deadlock()
-        self._heap.clear()
+        self.loop.clear()
         return "done"
 
     def handle_ready(self, max_events: int = 1 << 30) -> bool:
@@ -162,21 +151,7 @@ class SimKernel(ChainRunner, StorageCalls, FunctionLifecycle):
         whether the run is done or deadlocked. A transport may call this from any thread
         that holds its lock (the in-process one does, right after each simcall).
         """
-        heap = self._heap
-        n = 0
-        while n < max_events:
-            h = self.horizon()
-            if h == INF_NS and self._progress == 0:
-                return True
-            if not heap or heap[0][0] >= h:
-                return False
-            t, _, _, _, _, fn, passive = heapq.heappop(heap)
-            if not passive:
-                self._progress -= 1
-            self.now_ns = t
-            fn(t)
-            n += 1
-        return False
+        return self.loop.run_ready(max_events)
 
     def _declare_deadlock(self) -> str:
         blocked = [r for r in self.functions.values() if r.state == BLOCKED]
@@ -227,7 +202,7 @@ class SimKernel(ChainRunner, StorageCalls, FunctionLifecycle):
     def apply_faults(self, faults: list) -> None:
         for i, fault in enumerate(faults):
             fault.install(self, i)
-        self.lookahead_ns = self._lookahead()  # a speed-up fault shortens the latencies to respect
+        self.loop.lookahead_ns = self._lookahead()  # a speed-up fault shortens the latencies to respect
 
     # ------------------------------------------------------------------ results
     def makespan_ns(self) -> int:
