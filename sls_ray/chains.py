@@ -43,7 +43,7 @@ class ChainRunner:
                 self._reply_death(rec)
                 return
             op = chain[0]
-            if not rec.is_vm and t > rec.deadline_ns:
+            if t > rec.deadline_ns:  # never for a VM process (its deadline is INF_NS)
                 # it computed past its deadline: it dies there, in event order, so that a kill
                 # between its clock and the deadline (not handled yet) still comes first; this
                 # copy of the (passive) deadline event counts as progress, so it is no deadlock

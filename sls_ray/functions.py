@@ -5,8 +5,9 @@ latency after the call; it is throttled (429, exponential backoff) above the acc
 concurrency limit, or admitted to a warm container or a cold one (``invoker.py``); it starts
 with a deadline; it ends by returning, by raising, or by a death — its timeout, a kill, a
 memory limit — whose later effects are discarded. A failed asynchronous invocation is
-retried (twice by default, after 60 and 120 s). A VM process is the same record with no
-deadline and no billing.
+retried (twice by default, after 60 and 120 s). A VM process (``VmProcess``) shares the
+chain, clock and death of a function (``FunctionRecord``) but has no deadline, no bill and no
+retries; only a ``LambdaFunction`` has those.
 
 ``FunctionLifecycle`` is one part of ``SimKernel`` (kernel.py): its methods run inside
 kernel events and use the kernel's clock, event queue and records.
@@ -14,7 +15,7 @@ kernel events and use the kernel's clock, event queue and records.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sls_ray import simcall as sc
 from sls_ray.errors import PLATFORM_ERRORS, FunctionEnded
@@ -30,28 +31,38 @@ DRIVER = 0  # the pseudo-function that makes the entry invocation at t = 0
 
 
 class FunctionRecord:
-    """One function instance (or VM process) as the kernel sees it: state, clock, death, bill."""
+    """What the kernel knows of any simulated process: state, clock, chain, death, end.
+
+    Two kinds share it: ``LambdaFunction`` (an invocation, with a deadline, a memory size, a
+    bill and retries) and ``VmProcess`` (a long-lived process on a VM service: no deadline, no
+    bill). The fields below are read for both by the results (runtime.py); a VM process
+    answers them with constants.
+    """
+
+    is_vm: ClassVar[bool] = False
+    memory_mb: int
+    attempt: int
+    invocation: int
+    deadline_ns: int
+    cold: bool
+    caller: tuple[int, int] | None
+    is_async: bool
+    service: str
 
     __slots__ = (
-        "fid", "handler", "memory_mb", "attempt", "invocation", "start_ns", "deadline_ns", "state",
-        "clock_ns", "cold", "caller", "is_async", "payload", "payload_size", "chain", "seq",
-        "dead_ns", "dead_reason", "end_ns", "status", "error", "nic", "flows", "tickets", "is_vm",
-        "vm_service", "blocked_on", "flops_per_s", "death_told", "futures", "awaiting",
+        "fid", "handler", "state", "clock_ns", "start_ns", "chain", "seq", "blocked_on", "payload",
+        "payload_size", "dead_ns", "dead_reason", "death_told", "end_ns", "status", "error", "nic", "flows",
+        "tickets", "flops_per_s", "vcpus", "futures", "awaiting",
     )
 
-    def __init__(self, fid: int, handler: str, memory_mb: int) -> None:
-        self.fid, self.handler, self.memory_mb = fid, handler, memory_mb
-        self.attempt = 0
-        self.invocation = fid
-        self.start_ns = self.deadline_ns = self.clock_ns = 0
+    def __init__(self, fid: int, handler: str, payload: Any = None, payload_size: int = 0) -> None:
+        self.fid, self.handler = fid, handler
         self.state = STARTING
-        self.cold = False
-        self.caller: tuple[int, int] | None = None
-        self.is_async = True
-        self.payload: Any = None
-        self.payload_size = 0
+        self.clock_ns = self.start_ns = 0
         self.chain: deque[sc.Op] = deque()
         self.seq = 0
+        self.blocked_on = ""
+        self.payload, self.payload_size = payload, payload_size
         self.dead_ns: int | None = None
         self.dead_reason: tuple[str, str] | None = None
         self.death_told = False
@@ -61,12 +72,55 @@ class FunctionRecord:
         self.nic: Link | None = None
         self.flows: set[Flow] = set()
         self.tickets: list[tuple[Service, Ticket]] = []
-        self.is_vm = False
-        self.vm_service = ""
-        self.blocked_on = ""
         self.flops_per_s = 0.0
+        self.vcpus = 1.0
         self.futures: dict[int, tuple] = {}  # async request id -> (t_done, value, handle, error)
         self.awaiting: tuple[tuple[int, ...], int] | None = None  # (ids, t) of a blocked AWAIT
+
+    def memory_limit_bytes(self) -> int:
+        """The memory its sandbox may use (the transport enforces it)."""
+        return 1 << 62
+
+
+class LambdaFunction(FunctionRecord):
+    """One attempt of one invocation: memory size, deadline, warm or cold, caller, retries."""
+
+    __slots__ = ("memory_mb", "attempt", "invocation", "deadline_ns", "cold", "caller", "is_async")
+
+    service = ""  # not on a VM service
+
+    def __init__(self, fid: int, handler: str, memory_mb: int, invocation: int | None = None, attempt: int = 0,
+                 payload: Any = None, payload_size: int = 0) -> None:
+        super().__init__(fid, handler, payload, payload_size)
+        self.memory_mb = memory_mb
+        self.invocation = fid if invocation is None else invocation
+        self.attempt = attempt
+        self.deadline_ns = 0
+        self.cold = False
+        self.caller = None  # (fid, seq) of a synchronous caller, who gets the result
+        self.is_async = True
+
+    def memory_limit_bytes(self) -> int:
+        return self.memory_mb * MiB
+
+
+class VmProcess(FunctionRecord):
+    """A long-lived process on a VM service: never times out, never billed, never retried."""
+
+    is_vm = True
+    __slots__ = ("service", "invocation")
+
+    memory_mb = 0
+    attempt = 0
+    deadline_ns = INF_NS
+    cold = False
+    caller = None
+    is_async = True
+
+    def __init__(self, fid: int, handler: str, service: str, payload: Any = None, payload_size: int = 0) -> None:
+        super().__init__(fid, handler, payload, payload_size)
+        self.service = service
+        self.invocation = fid
 
 
 class FunctionLifecycle:
@@ -131,16 +185,14 @@ class FunctionLifecycle:
             dup.is_async = True
 
     def _new_function(self, ta: int, handler: str, memory_mb: int | None, invocation: int, attempt: int,
-                      op: sc.Op) -> FunctionRecord:
+                      op: sc.Op) -> LambdaFunction:
         memory = memory_mb or self.handler_memory.get(handler, self.fprof.default_memory_mb)
         if self.functions.get(invocation) is None:
             fid = invocation
         else:
             self._next_fid += 1
             fid = self._next_fid
-        rec = FunctionRecord(fid, handler, memory)
-        rec.invocation, rec.attempt = invocation, attempt
-        rec.payload, rec.payload_size = op.handle, op.size
+        rec = LambdaFunction(fid, handler, memory, invocation, attempt, op.handle, op.size)
         self.functions[fid] = rec
         self.invoker.admit()
         rec.cold = not self.invoker.pool.take(handler, memory, ta)
@@ -149,29 +201,27 @@ class FunctionLifecycle:
         start = ta + self.invoker.start_latency_ns(rec.cold, invocation, attempt * 1000 + fid)
         timeout = min(self.handler_timeout.get(handler, self.fprof.default_timeout_s), self.fprof.max_duration_s)
         rec.nic = Link(f"fn{fid}", self.fprof.nic_mbs * 1e6)
-        rec.flops_per_s = self.fprof.gflops_per_vcpu * 1e9 * self.fprof.vcpus(memory)
-        self.schedule(start, RANK_REPLY, fid, 0, lambda t: self._start(rec, t, to_ns(timeout)))
+        rec.vcpus = self.fprof.vcpus(memory)
+        rec.flops_per_s = self.fprof.gflops_per_vcpu * 1e9 * rec.vcpus
+        self.schedule(start, RANK_REPLY, fid, 0, lambda t: self._start_lambda(rec, t, to_ns(timeout)))
         return rec
 
-    def _start(self, rec: FunctionRecord, t: int, timeout_ns: int) -> None:
+    def _start_lambda(self, rec: LambdaFunction, t: int, timeout_ns: int) -> None:
+        """A function starts with its deadline (a passive event: a timeout is no progress)."""
+        rec.deadline_ns = t + timeout_ns
+        self._start(rec, t)
+        self.schedule(rec.deadline_ns, RANK_FAULT, rec.fid, 0, lambda td: self._deadline(rec, td), passive=True)
+
+    def _start(self, rec: FunctionRecord, t: int) -> None:
         rec.start_ns = t
-        rec.deadline_ns = t + timeout_ns if not rec.is_vm else INF_NS
         self._set_running(rec, t)
-        if not rec.is_vm:
-            self.schedule(rec.deadline_ns, RANK_FAULT, rec.fid, 0, lambda td: self._deadline(rec, td), passive=True)
         self.hooks.start(sc.StartCommand(
             fid=rec.fid, handler=rec.handler, payload=rec.payload, start_ns=t, deadline_ns=rec.deadline_ns,
             memory_mb=rec.memory_mb, attempt=rec.attempt, invocation=rec.invocation, seed=self.seed,
-            memory_limit_bytes=rec.memory_mb * MiB if not rec.is_vm else 1 << 62,
+            memory_limit_bytes=rec.memory_limit_bytes(),
             base_bytes=int(self.fprof.runtime_base_mb * MiB), payload_bytes=rec.payload_size, is_vm=rec.is_vm,
             extra={"flops_per_s": rec.flops_per_s, "mem_bytes_per_s": self.fprof.mem_bandwidth_gbs * 1e9 *
-                   max(self._vcpus(rec), 1e-3), "service": rec.vm_service}))
-
-    def _vcpus(self, rec: FunctionRecord) -> float:
-        """A function's vCPU share (memory-proportional); a VM process has its instance's vCPUs."""
-        if rec.is_vm:
-            return float(getattr(self.services[rec.vm_service].config, "vcpus", 1.0))
-        return self.fprof.vcpus(rec.memory_mb)
+                   max(rec.vcpus, 1e-3), "service": rec.service}))
 
     def _deadline(self, rec: FunctionRecord, t: int) -> None:
         if rec.state != DONE:
@@ -223,7 +273,7 @@ class FunctionLifecycle:
             if cancel is not None:
                 cancel(ticket, t_end)
         rec.tickets.clear()
-        if not rec.is_vm:
+        if isinstance(rec, LambdaFunction):
             self.invoker.release()
             if rec.status == "ok" or rec.status not in ("MemoryLimitExceeded", "FunctionKilled"):
                 self.invoker.pool.release(rec.handler, rec.memory_mb, t_end)
@@ -243,8 +293,8 @@ class FunctionLifecycle:
                     f"{rec.handler} (fid {rec.fid}) ended with {rec.status}: {rec.error}")))
             else:
                 self._finish_op(caller, t_reply, error=(rec.status, rec.error))
-        elif (rec.is_async and rec.status != "ok" and not rec.is_vm and rec.attempt < self.fprof.async_retries
-              and self.deadlock is None):
+        elif (isinstance(rec, LambdaFunction) and rec.is_async and rec.status != "ok"
+              and rec.attempt < self.fprof.async_retries and self.deadlock is None):
             delays = self.fprof.async_retry_delays_s
             delay = to_ns(delays[min(rec.attempt, len(delays) - 1)]) if delays else 0
             self.counts["retries"] += 1
@@ -263,12 +313,11 @@ class FunctionLifecycle:
             return
         self._next_fid += 1
         fid = self._next_fid
-        vm = FunctionRecord(fid, op.args[0], 0)
-        vm.is_vm, vm.vm_service, vm.is_async = True, op.service, True
-        vm.payload, vm.payload_size = op.handle, op.size
+        vm = VmProcess(fid, op.args[0], op.service, op.handle, op.size)
         vm.nic = svc.vm_nic()
+        vm.vcpus = float(getattr(svc.config, "vcpus", 1.0))  # the instance's vCPUs
         vm.flops_per_s = svc.flops_per_s()
         self.functions[fid] = vm
         start = max(t + svc.one_way_ns(t), svc.ready_ns())
-        self.schedule(start, RANK_REPLY, fid, 0, lambda ts: self._start(vm, ts, 0))
+        self.schedule(start, RANK_REPLY, fid, 0, lambda ts: self._start(vm, ts))
         self._finish_op(rec, t + 2 * svc.one_way_ns(t), value=fid)

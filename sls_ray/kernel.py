@@ -28,7 +28,7 @@ from sls_ray.chains import ChainRunner
 from sls_ray.errors import VirtualDeadlock
 from sls_ray.events import EventLoop
 from sls_ray.functions import (  # noqa: F401  (FunctionRecord and the states are public here)
-    BLOCKED, DONE, DRIVER, RUNNING, STARTING, FunctionLifecycle, FunctionRecord,
+    BLOCKED, DONE, DRIVER, RUNNING, STARTING, FunctionLifecycle, FunctionRecord, LambdaFunction, VmProcess,
 )
 from sls_ray.invoker import Invoker
 from sls_ray.network import Flow, FlowNetwork
@@ -170,7 +170,7 @@ class SimKernel(ChainRunner, StorageCalls, FunctionLifecycle):
     # ------------------------------------------------------------------ entry points
     def invoke_entry(self, handler: str, payload: Any, payload_size: int, memory_mb: int | None = None) -> None:
         """The experiment's first invocation, made by the driver at t = 0."""
-        driver = FunctionRecord(DRIVER, "<driver>", 0)
+        driver = LambdaFunction(DRIVER, "<driver>", 0)
         driver.state = DONE
         self.functions[DRIVER] = driver
         op = sc.Op(sc.INVOKE, args=(handler, False, memory_mb), size=payload_size, handle=payload)
