@@ -61,16 +61,16 @@ class ChainRunner:
             elif kind == sc.NOW:
                 value, handle = t, None
             elif kind == sc.STORAGE:
-                self._storage_request(rec, seq, op, t)
+                self.storage.request(rec, seq, op, t)
                 return
             elif kind == sc.ASYNC:
-                self._async_request(rec, seq, op, t)
+                self.storage.request_async(rec, seq, op, t)
             elif kind == sc.AWAIT:
                 if not all(i in rec.futures for i in op.args):
                     rec.awaiting = (op.args, t)
                     rec.blocked_on = f"await of {len(op.args)} async requests"
                     return
-                t, value = self._collect_futures(rec, op.args, t)
+                t, value = self.storage.collect_futures(rec, op.args, t)
                 handle = None
             elif kind == sc.INVOKE:
                 self._invoke_request(rec, seq, op, t)

@@ -34,7 +34,7 @@ from sls_ray.invoker import Invoker
 from sls_ray.network import Flow, FlowNetwork
 from sls_ray.platform import PlatformProfile
 from sls_ray.storage import build_services
-from sls_ray.storage.base import Service
+from sls_ray.storage.base import Outcome, Service, Ticket
 from sls_ray.storage_calls import StorageCalls
 from sls_ray.vtime import RANK_ARRIVE, RANK_COMMIT, to_ns
 
@@ -47,7 +47,7 @@ class Hooks(Protocol):
     def deliver(self, fid: int, reply: sc.Reply) -> None: ...
 
 
-class SimKernel(ChainRunner, StorageCalls, FunctionLifecycle):
+class SimKernel(ChainRunner, FunctionLifecycle):
     """The whole simulated platform for one run; this module holds its event loop."""
 
     def __init__(self, profile: PlatformProfile, seed: int, hooks: Hooks,
@@ -65,11 +65,12 @@ class SimKernel(ChainRunner, StorageCalls, FunctionLifecycle):
         self.services: dict[str, Service] = build_services(profile, self)
         self.network = FlowNetwork(self._schedule_flow)
         self.invoker = Invoker(self.fprof, seed)
+        self.counts = {"invocations": 0, "cold_starts": 0, "throttles": 0, "simcalls": 0, "ops": 0,
+                       "retries": 0, "duplicates": 0}
+        self.storage = StorageCalls(self.loop, self.services, self.network, self.invoker, self.counts, self)
         self.invoke_one_way_ns = to_ns(self.fprof.invoke_latency_s / 2)
         self.loop.lookahead_ns = self._lookahead()
         self.metrics: list[tuple] = []
-        self.counts = {"invocations": 0, "cold_starts": 0, "throttles": 0, "simcalls": 0, "ops": 0,
-                       "retries": 0, "duplicates": 0}
         self.deadlock: VirtualDeadlock | None = None
         self._faults_applied: list[dict] = []
         self.entry_invocation: int | None = None  # the driver's invocation (invoke_entry)
@@ -197,6 +198,10 @@ class SimKernel(ChainRunner, StorageCalls, FunctionLifecycle):
         # that instant still run (their remote effects land after it and are dropped): the
         # outcome cannot depend on whether the death or this chain reached the kernel first
         self._advance(rec, max(t_ns, rec.clock_ns))
+
+    def resume(self, ticket: Ticket, t_ns: int, outcome: Outcome) -> None:
+        """A service answers a parked request (the ``ServiceEnv`` protocol, storage/base.py)."""
+        self.storage.resume(ticket, t_ns, outcome)
 
     # ------------------------------------------------------------------ faults
     def apply_faults(self, faults: list) -> None:
