@@ -3,44 +3,69 @@
 A function sends a *chain*: operations whose results it does not need (put, delete, compute,
 log) followed by one that returns data. ``_advance`` runs the chain op after op from the
 function's clock: local ones (compute, log, now) move the clock at once; a storage request,
-an invocation or a VM start leaves the chain until its answer comes back (``_finish_op``),
+an invocation or a VM start leaves the chain until its answer comes back (``finish_op``),
 and the last answer is delivered to the function, which runs again from that instant.
 
 A death (timeout, kill) can overtake a chain: whatever the function does after its death
 instant is discarded, and the function learns of its death at the first blocking call
-(``_reply_death``, ``_gone``).
+(``reply_death``, ``gone``).
 
-``ChainRunner`` is one part of ``SimKernel`` (kernel.py).
+``ChainRunner`` is one part of ``SimKernel`` (kernel.py). It answers a function through its
+``hooks`` (the kernel's outbox, which the kernel forwards to the transport), hands a blocking
+operation to the part that serves it (``StorageCalls``, ``FunctionLifecycle``) and ends a
+function through the lifecycle.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from sls_ray import simcall as sc
+from sls_ray.events import EventLoop, Hooks
 from sls_ray.functions import BLOCKED, DONE, FunctionRecord
 from sls_ray.vtime import RANK_FAULT, RANK_REPLY
 
 if TYPE_CHECKING:
-    from sls_ray.kernel import Hooks
+    from sls_ray.functions import FunctionLifecycle
+    from sls_ray.storage_calls import StorageCalls
 
 
 class ChainRunner:
     """Runs chains, answers functions and tells them of their deaths (a part of SimKernel).
 
-    From the kernel it uses ``schedule``, ``lookahead_ns``, ``hooks``, ``metrics`` and
-    ``_set_running``; from the other parts the handlers of blocking operations
-    (``_storage_request``, ``_invoke_request``, ...) and ``_exit``/``_deadline``.
+    Its dependencies: the event loop, the hooks that carry an answer to the transport, the
+    run's metrics rows and counters; once the kernel connects them, the lifecycle (invoke,
+    VM start, deadline, exit, running/blocked) and storage routing (requests and futures).
     """
 
-    lookahead_ns: int
-    hooks: "Hooks"
-    metrics: list[tuple]
+    lifecycle: FunctionLifecycle
+    storage: StorageCalls
 
-    def _advance(self, rec: FunctionRecord, t: int, value: Any = None, handle: Any = None) -> None:
+    def __init__(self, loop: EventLoop, hooks: Hooks, metrics: list[tuple], counts: dict[str, int]) -> None:
+        self.loop = loop
+        self.hooks = hooks
+        self.metrics = metrics
+        self.counts = counts
+
+    def connect(self, lifecycle: FunctionLifecycle, storage: StorageCalls) -> None:
+        self.lifecycle = lifecycle
+        self.storage = storage
+
+    def submit(self, rec: FunctionRecord, t_ns: int, ops: list[sc.Op]) -> None:
+        """A live function's chain of simcalls, issued at its virtual time ``t_ns``."""
+        self.counts["simcalls"] += 1
+        self.counts["ops"] += len(ops)
+        self.lifecycle.set_blocked(rec)
+        rec.chain.extend(ops)
+        # even if the kernel already handled this function's death, operations issued before
+        # that instant still run (their remote effects land after it and are dropped): the
+        # outcome cannot depend on whether the death or this chain reached the kernel first
+        self.advance(rec, max(t_ns, rec.clock_ns))
+
+    def advance(self, rec: FunctionRecord, t: int, value: Any = None, handle: Any = None) -> None:
         chain = rec.chain
         while chain:
             if rec.dead_ns is not None and t >= rec.dead_ns:
-                self._reply_death(rec)
+                self.reply_death(rec)
                 return
             op = chain[0]
             if t > rec.deadline_ns:  # never for a VM process (its deadline is INF_NS)
@@ -48,7 +73,7 @@ class ChainRunner:
                 # between its clock and the deadline (not handled yet) still comes first; this
                 # copy of the (passive) deadline event counts as progress, so it is no deadlock
                 rec.blocked_on = "its timeout"
-                self.schedule(rec.deadline_ns, RANK_FAULT, rec.fid, 0, lambda td: self._deadline(rec, td))
+                self.loop.schedule(rec.deadline_ns, RANK_FAULT, rec.fid, 0, lambda td: self.lifecycle.deadline(rec, td))
                 return
             chain.popleft()
             rec.seq += 1
@@ -73,21 +98,21 @@ class ChainRunner:
                 t, value = self.storage.collect_futures(rec, op.args, t)
                 handle = None
             elif kind == sc.INVOKE:
-                self._invoke_request(rec, seq, op, t)
+                self.lifecycle.invoke_request(rec, seq, op, t)
                 return
             elif kind == sc.START_VM:
-                self._start_vm_request(rec, seq, op, t)
+                self.lifecycle.start_vm_request(rec, seq, op, t)
                 return
             elif kind == sc.EXIT:
                 rec.end_ns = t  # provisional: a death after this instant cannot touch it
-                self.schedule(t + self.lookahead_ns, RANK_REPLY, rec.fid, seq,
-                              lambda _t, end=t, o=op: self._exit(rec, end, o))
+                self.loop.schedule(t + self.loop.lookahead_ns, RANK_REPLY, rec.fid, seq,
+                              lambda _t, end=t, o=op: self.lifecycle.exit(rec, end, o))
                 return
-        self._deliver(rec, sc.Reply(t, value=value, handle=handle))
+        self.deliver(rec, sc.Reply(t, value=value, handle=handle))
 
-    def _finish_op(self, rec: FunctionRecord, t: int, value: Any = None, handle: Any = None,
+    def finish_op(self, rec: FunctionRecord, t: int, value: Any = None, handle: Any = None,
                    error: tuple[str, str] | None = None) -> None:
-        if rec.state == DONE or self._gone(rec, t):
+        if rec.state == DONE or self.gone(rec, t):
             return
         rec.blocked_on = ""
         if error is not None:
@@ -97,20 +122,20 @@ class ChainRunner:
             if exit_op is not None:
                 exit_op.args = error
                 rec.chain.append(exit_op)
-                self._advance(rec, t)
+                self.advance(rec, t)
             else:
-                self._deliver(rec, sc.Reply(t, error=error))
+                self.deliver(rec, sc.Reply(t, error=error))
             return
         if rec.chain:
-            self._advance(rec, t, value, handle)
+            self.advance(rec, t, value, handle)
         else:
-            self._deliver(rec, sc.Reply(t, value=value, handle=handle))
+            self.deliver(rec, sc.Reply(t, value=value, handle=handle))
 
-    def _deliver(self, rec: FunctionRecord, reply: sc.Reply) -> None:
-        self._set_running(rec, reply.t_ns)
+    def deliver(self, rec: FunctionRecord, reply: sc.Reply) -> None:
+        self.lifecycle.set_running(rec, reply.t_ns)
         self.hooks.deliver(rec.fid, reply)
 
-    def _reply_death(self, rec: FunctionRecord) -> None:
+    def reply_death(self, rec: FunctionRecord) -> None:
         """Tell a blocked function it is dead (once), or record its end if it already returned."""
         rec.death_told = True
         exit_op = next((o for o in rec.chain if o.kind == sc.EXIT), None)
@@ -121,12 +146,12 @@ class ChainRunner:
             # it; the exit event scheduled at its provisional end then finds it done
             exit_op = sc.Op(sc.EXIT)
         if exit_op is not None:
-            self.schedule(rec.dead_ns + self.lookahead_ns, RANK_REPLY, rec.fid, rec.seq + 1,
-                          lambda _t: self._exit(rec, rec.dead_ns, exit_op))
+            self.loop.schedule(rec.dead_ns + self.loop.lookahead_ns, RANK_REPLY, rec.fid, rec.seq + 1,
+                          lambda _t: self.lifecycle.exit(rec, rec.dead_ns, exit_op))
         else:
-            self._deliver(rec, sc.Reply(max(rec.dead_ns, rec.clock_ns), error=rec.dead_reason))
+            self.deliver(rec, sc.Reply(max(rec.dead_ns, rec.clock_ns), error=rec.dead_reason))
 
-    def _gone(self, rec: FunctionRecord, t: int) -> bool:
+    def gone(self, rec: FunctionRecord, t: int) -> bool:
         """True when the function died before t: its later effects are discarded.
 
         A function that issued this operation before its death learns of it here, if no one
@@ -135,5 +160,5 @@ class ChainRunner:
         if rec.dead_ns is None or t <= rec.dead_ns:
             return False
         if rec.state == BLOCKED and not rec.death_told:
-            self._reply_death(rec)
+            self.reply_death(rec)
         return True

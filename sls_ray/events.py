@@ -13,11 +13,52 @@ clock, the kernel's lifecycle tells the loop (``set_running`` / ``set_stopped``)
 from __future__ import annotations
 
 import heapq
-from typing import Callable
+from typing import Callable, Protocol, Union
 
+from sls_ray import simcall as sc
 from sls_ray.vtime import INF_NS
 
 Handler = Callable[[int], None]
+
+
+class Hooks(Protocol):
+    """What a transport gives the kernel: start a function, answer a blocked one."""
+
+    def start(self, cmd: sc.StartCommand) -> None: ...
+
+    def deliver(self, fid: int, reply: sc.Reply) -> None: ...
+
+
+Message = Union[sc.StartCommand, tuple[int, sc.Reply]]
+
+
+class Outbox:
+    """What events asked of the transport, in order: start a function, deliver a reply.
+
+    The kernel's parts answer into it (it is their ``Hooks``); the kernel forwards it to the
+    transport after each event and each submitted chain. A test reads ``messages`` instead.
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    def start(self, cmd: sc.StartCommand) -> None:
+        self.messages.append(cmd)
+
+    def deliver(self, fid: int, reply: sc.Reply) -> None:
+        self.messages.append((fid, reply))
+
+    def forward(self, hooks: Hooks) -> None:
+        """Hand every message to ``hooks`` in the order they were asked for, and forget them."""
+        messages = self.messages
+        if not messages:
+            return
+        self.messages = []
+        for msg in messages:
+            if isinstance(msg, sc.StartCommand):
+                hooks.start(msg)
+            else:
+                hooks.deliver(*msg)
 
 
 class EventLoop:

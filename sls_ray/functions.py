@@ -10,7 +10,7 @@ chain, clock and death of a function (``FunctionRecord``) but has no deadline, n
 retries; only a ``LambdaFunction`` has those.
 
 ``FunctionLifecycle`` is one part of ``SimKernel`` (kernel.py): its methods run inside
-kernel events and use the kernel's clock, event queue and records.
+kernel events, on the event loop it is given.
 """
 from __future__ import annotations
 
@@ -18,12 +18,15 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sls_ray import simcall as sc
-from sls_ray.errors import PLATFORM_ERRORS, FunctionEnded
-from sls_ray.network import Flow, Link
-from sls_ray.platform import MiB
+from sls_ray.errors import PLATFORM_ERRORS, FunctionEnded, VirtualDeadlock
+from sls_ray.events import EventLoop, Hooks
+from sls_ray.invoker import Invoker
+from sls_ray.network import Flow, FlowNetwork, Link
+from sls_ray.platform import FunctionsProfile, MiB
 from sls_ray.vtime import INF_NS, RANK_ARRIVE, RANK_FAULT, RANK_REPLY, to_ns
 
 if TYPE_CHECKING:
+    from sls_ray.chains import ChainRunner
     from sls_ray.storage.base import Service, Ticket
 
 STARTING, RUNNING, BLOCKED, DONE = "starting", "running", "blocked", "done"
@@ -124,32 +127,82 @@ class VmProcess(FunctionRecord):
 
 
 class FunctionLifecycle:
-    """How SimKernel invokes, starts, kills and ends functions (a part of SimKernel).
+    """Invokes, starts, kills and ends functions and VM processes (a part of SimKernel).
 
-    From the kernel it uses ``schedule``, ``functions``, ``services``, ``network``,
-    ``invoker``, ``hooks``, ``counts`` and the profile's function limits (``fprof``); from
-    chains.py ``_finish_op``, ``_reply_death`` and ``_set_running``.
+    It owns the records (``functions``) and the function ids. Its dependencies: the event
+    loop (events; which functions run, for the horizon), the hooks that start a function
+    (the kernel's outbox), the profile's function limits, the invoker (warm pool,
+    concurrency, cold starts), the flow network and services (a death cancels flows and
+    parked requests), the run's counters; once the kernel connects it, the chain runner
+    that answers a caller (``finish_op``) and tells a blocked function of its death.
     """
 
-    functions: dict[int, FunctionRecord]
-    counts: dict[str, int]
+    chains: ChainRunner
 
-    def _invoke_request(self, rec: FunctionRecord, seq: int, op: sc.Op, t: int) -> None:
+    def __init__(self, loop: EventLoop, hooks: Hooks, fprof: FunctionsProfile, seed: int, invoker: Invoker,
+                 network: FlowNetwork, services: dict[str, Service], counts: dict[str, int],
+                 handler_memory: dict[str, int] | None = None,
+                 handler_timeout: dict[str, float] | None = None) -> None:
+        self.loop = loop
+        self.hooks = hooks
+        self.fprof = fprof
+        self.seed = seed
+        self.invoker = invoker
+        self.network = network
+        self.services = services
+        self.counts = counts
+        self.handler_memory = handler_memory or {}
+        self.handler_timeout = handler_timeout or {}
+        self.functions: dict[int, FunctionRecord] = {}
+        self.next_fid = DRIVER
+        self.invoke_one_way_ns = to_ns(fprof.invoke_latency_s / 2)
+        self.deadlock: VirtualDeadlock | None = None
+        self.entry_invocation: int | None = None  # the driver's invocation (invoke_entry)
+
+    def connect(self, chains: ChainRunner) -> None:
+        self.chains = chains
+
+    # ------------------------------------------------------------------ running or not
+    def set_running(self, rec: FunctionRecord, t_ns: int) -> None:
+        """The function runs user code from t (it was started or answered)."""
+        rec.state = RUNNING
+        rec.clock_ns = t_ns
+        self.loop.set_running(rec.fid, t_ns)
+
+    def set_blocked(self, rec: FunctionRecord) -> None:
+        """The function sent a chain and waits for its answer."""
+        rec.state = BLOCKED
+        self.loop.set_stopped(rec.fid)
+
+    # ------------------------------------------------------------------ invocations
+    def invoke_entry(self, handler: str, payload: Any, payload_size: int, memory_mb: int | None = None) -> None:
+        """The experiment's first invocation, made by the driver at t = 0."""
+        driver = LambdaFunction(DRIVER, "<driver>", 0)
+        driver.state = DONE
+        self.functions[DRIVER] = driver
+        op = sc.Op(sc.INVOKE, args=(handler, False, memory_mb), size=payload_size, handle=payload)
+        self.next_fid += 1
+        self.entry_invocation = invocation = self.next_fid
+        self.loop.schedule(0, RANK_ARRIVE, DRIVER, 0,
+                           lambda t: self._lambda_arrive(t, driver, 0, op, attempt=0, tries=0, accepted=True,
+                                                         invocation=invocation))
+
+    def invoke_request(self, rec: FunctionRecord, seq: int, op: sc.Op, t: int) -> None:
         handler, sync, memory_mb = op.args
         limit = self.fprof.payload_sync_bytes if sync else self.fprof.payload_async_bytes
         rtt = 2 * self.invoke_one_way_ns
         problem = self.fprof.memory_problem(memory_mb) if memory_mb is not None else ""
         if problem:  # Lambda refuses a configuration it does not offer, before anything runs
-            self._finish_op(rec, t + rtt, error=("InvalidParameterValue", (
+            self.chains.finish_op(rec, t + rtt, error=("InvalidParameterValue", (
                 f"invoke {handler}: memory_mb={memory_mb!r} {problem}")))
             return
         if op.size > limit:
-            self._finish_op(rec, t + rtt, error=("PayloadTooLarge", (
+            self.chains.finish_op(rec, t + rtt, error=("PayloadTooLarge", (
                 f"invoke {handler}: payload of {op.size} bytes is above the "
                 f"{'synchronous' if sync else 'asynchronous'} limit of {limit} bytes")))
             return
         rec.blocked_on = f"invoke {handler} ({'sync' if sync else 'async'})"
-        self.schedule(t + self.invoke_one_way_ns, RANK_ARRIVE, rec.fid, seq,
+        self.loop.schedule(t + self.invoke_one_way_ns, RANK_ARRIVE, rec.fid, seq,
                       lambda ta: self._lambda_arrive(ta, rec, seq, op, attempt=0, tries=0, accepted=False))
 
     def _lambda_arrive(self, ta: int, caller: FunctionRecord, seq: int, op: sc.Op, attempt: int, tries: int,
@@ -157,20 +210,20 @@ class FunctionLifecycle:
         handler, sync, memory_mb = op.args
         back = self.invoke_one_way_ns
         if invocation is None:
-            self._next_fid += 1
-            invocation = self._next_fid
+            self.next_fid += 1
+            invocation = self.next_fid
         if not self.invoker.has_capacity():
             self.counts["throttles"] += 1
             if sync and tries >= self.fprof.throttle_max_retries:
-                self._finish_op(caller, ta + back, error=("Throttled", (
+                self.chains.finish_op(caller, ta + back, error=("Throttled", (
                     f"invoke {handler}: 429 TooManyRequestsException after {tries} retries "
                     f"(concurrency limit {self.fprof.concurrency_limit})")))
                 return
             if not sync and not accepted:
-                self._finish_op(caller, ta + back, value=invocation)  # 202: Lambda queues the event
+                self.chains.finish_op(caller, ta + back, value=invocation)  # 202: Lambda queues the event
                 accepted = True
             t_next = ta + 2 * back + self.invoker.backoff_ns(invocation, tries)
-            self.schedule(t_next, RANK_ARRIVE, caller.fid, seq,
+            self.loop.schedule(t_next, RANK_ARRIVE, caller.fid, seq,
                           lambda t2: self._lambda_arrive(t2, caller, seq, op, attempt, tries + 1, accepted, invocation))
             return
         rec = self._new_function(ta, handler, memory_mb, invocation, attempt, op)
@@ -178,7 +231,7 @@ class FunctionLifecycle:
         if sync:
             rec.caller = (caller.fid, seq)
         elif not accepted:
-            self._finish_op(caller, ta + back, value=invocation)
+            self.chains.finish_op(caller, ta + back, value=invocation)
         if not sync and attempt == 0 and self.invoker.duplicate(invocation):
             self.counts["duplicates"] += 1
             dup = self._new_function(ta, handler, memory_mb, invocation, attempt, op)
@@ -190,8 +243,8 @@ class FunctionLifecycle:
         if self.functions.get(invocation) is None:
             fid = invocation
         else:
-            self._next_fid += 1
-            fid = self._next_fid
+            self.next_fid += 1
+            fid = self.next_fid
         rec = LambdaFunction(fid, handler, memory, invocation, attempt, op.handle, op.size)
         self.functions[fid] = rec
         self.invoker.admit()
@@ -203,18 +256,18 @@ class FunctionLifecycle:
         rec.nic = Link(f"fn{fid}", self.fprof.nic_mbs * 1e6)
         rec.vcpus = self.fprof.vcpus(memory)
         rec.flops_per_s = self.fprof.gflops_per_vcpu * 1e9 * rec.vcpus
-        self.schedule(start, RANK_REPLY, fid, 0, lambda t: self._start_lambda(rec, t, to_ns(timeout)))
+        self.loop.schedule(start, RANK_REPLY, fid, 0, lambda t: self._start_lambda(rec, t, to_ns(timeout)))
         return rec
 
     def _start_lambda(self, rec: LambdaFunction, t: int, timeout_ns: int) -> None:
         """A function starts with its deadline (a passive event: a timeout is no progress)."""
         rec.deadline_ns = t + timeout_ns
         self._start(rec, t)
-        self.schedule(rec.deadline_ns, RANK_FAULT, rec.fid, 0, lambda td: self._deadline(rec, td), passive=True)
+        self.loop.schedule(rec.deadline_ns, RANK_FAULT, rec.fid, 0, lambda td: self.deadline(rec, td), passive=True)
 
     def _start(self, rec: FunctionRecord, t: int) -> None:
         rec.start_ns = t
-        self._set_running(rec, t)
+        self.set_running(rec, t)
         self.hooks.start(sc.StartCommand(
             fid=rec.fid, handler=rec.handler, payload=rec.payload, start_ns=t, deadline_ns=rec.deadline_ns,
             memory_mb=rec.memory_mb, attempt=rec.attempt, invocation=rec.invocation, seed=self.seed,
@@ -223,18 +276,18 @@ class FunctionLifecycle:
             extra={"flops_per_s": rec.flops_per_s, "mem_bytes_per_s": self.fprof.mem_bandwidth_gbs * 1e9 *
                    max(rec.vcpus, 1e-3), "service": rec.service}))
 
-    def _deadline(self, rec: FunctionRecord, t: int) -> None:
+    def deadline(self, rec: FunctionRecord, t: int) -> None:
         if rec.state != DONE:
-            self._die(rec, t, "FunctionTimeout",
+            self.die(rec, t, "FunctionTimeout",
                       f"{rec.handler} (fid {rec.fid}) ran past its timeout of {(t - rec.start_ns) / 1e9:g}s")
 
-    def _die(self, rec: FunctionRecord, t: int, name: str, message: str) -> None:
+    def die(self, rec: FunctionRecord, t: int, name: str, message: str) -> None:
         """End a function at virtual time t; whatever it scheduled after t is discarded."""
         if rec.state == DONE or rec.dead_ns is not None or (rec.end_ns is not None and t >= rec.end_ns):
             return
         rec.dead_ns, rec.dead_reason = t, (name, message)
         for flow in list(rec.flows):
-            self.network.cancel(flow, max(t, self.now_ns))
+            self.network.cancel(flow, max(t, self.loop.now_ns))
         rec.flows.clear()
         for svc, ticket in rec.tickets:
             cancel = getattr(svc, "cancel", None)
@@ -242,16 +295,31 @@ class FunctionLifecycle:
                 cancel(ticket, t)
         rec.tickets.clear()
         if rec.state == BLOCKED:
-            self._reply_death(rec)
+            self.chains.reply_death(rec)
+
+    def declare_deadlock(self) -> None:
+        """Every blocked function waits on events no one will cause: end each one now."""
+        now = self.loop.now_ns
+        blocked = [r for r in self.functions.values() if r.state == BLOCKED]
+        lines = [f"fid {r.fid} ({r.handler}) since t={r.clock_ns / 1e9:.3f}s waiting on {r.blocked_on}"
+                 for r in blocked]
+        self.deadlock = VirtualDeadlock(
+            f"virtual deadlock at t={now / 1e9:.3f}s: {len(blocked)} functions wait on events "
+            f"no one will cause:\n  " + "\n  ".join(lines[:50]))
+        for r in blocked:
+            self.die(r, now, "VirtualDeadlock", f"blocked forever on {r.blocked_on}")
+        # no event runs after this: record each one now (ended and billed at the deadlock's time)
+        for r in blocked:
+            self.exit(r, now, sc.Op(sc.EXIT))
 
     def kill(self, fid: int, t: int, reason: str = "fault plan") -> bool:
         rec = self.functions.get(fid)
         if rec is None or rec.state in (DONE, STARTING) or rec.dead_ns is not None:
             return False
-        self._die(rec, t, "FunctionKilled", f"{rec.handler} (fid {rec.fid}) killed at t={t / 1e9:.3f}s by {reason}")
+        self.die(rec, t, "FunctionKilled", f"{rec.handler} (fid {rec.fid}) killed at t={t / 1e9:.3f}s by {reason}")
         return True
 
-    def _exit(self, rec: FunctionRecord, t_end: int, op: sc.Op) -> None:
+    def exit(self, rec: FunctionRecord, t_end: int, op: sc.Op) -> None:
         if rec.state == DONE:
             return
         if rec.dead_ns is not None and rec.dead_ns <= t_end:
@@ -267,7 +335,7 @@ class FunctionLifecycle:
         rec.status = "ok" if status == "ok" else status
         rec.error = error
         for flow in list(rec.flows):
-            self.network.cancel(flow, self.now_ns)
+            self.network.cancel(flow, self.loop.now_ns)
         for svc, ticket in rec.tickets:  # async requests still parked when the function returned
             cancel = getattr(svc, "cancel", None)
             if cancel is not None:
@@ -279,20 +347,20 @@ class FunctionLifecycle:
                 self.invoker.pool.release(rec.handler, rec.memory_mb, t_end)
         if rec.caller is not None:
             caller = self.functions[rec.caller[0]]
-            t_reply = max(t_end + self.invoke_one_way_ns, self.now_ns)
+            t_reply = max(t_end + self.invoke_one_way_ns, self.loop.now_ns)
             if rec.status == "ok":
                 handle = op.handle
                 if op.size > self.fprof.payload_sync_bytes:
-                    self._finish_op(caller, t_reply, error=("PayloadTooLarge", (
+                    self.chains.finish_op(caller, t_reply, error=("PayloadTooLarge", (
                         f"{rec.handler} returned {op.size} bytes, above the 6 MB response limit")))
                 else:
-                    self._finish_op(caller, t_reply, handle=handle)
+                    self.chains.finish_op(caller, t_reply, handle=handle)
             elif issubclass(PLATFORM_ERRORS.get(rec.status, Exception), FunctionEnded):
                 # the callee's sandbox died, not the caller's: a catchable error that names why
-                self._finish_op(caller, t_reply, error=("FunctionError", (
+                self.chains.finish_op(caller, t_reply, error=("FunctionError", (
                     f"{rec.handler} (fid {rec.fid}) ended with {rec.status}: {rec.error}")))
             else:
-                self._finish_op(caller, t_reply, error=(rec.status, rec.error))
+                self.chains.finish_op(caller, t_reply, error=(rec.status, rec.error))
         elif (isinstance(rec, LambdaFunction) and rec.is_async and rec.status != "ok"
               and rec.attempt < self.fprof.async_retries and self.deadlock is None):
             delays = self.fprof.async_retry_delays_s
@@ -301,23 +369,23 @@ class FunctionLifecycle:
             op_retry = sc.Op(sc.INVOKE, args=(rec.handler, False, rec.memory_mb), size=rec.payload_size,
                              handle=rec.payload)
             driver = self.functions[DRIVER]
-            self.schedule(max(t_end + delay, self.now_ns), RANK_ARRIVE, rec.fid, 1 << 40,
+            self.loop.schedule(max(t_end + delay, self.loop.now_ns), RANK_ARRIVE, rec.fid, 1 << 40,
                           lambda ta: self._lambda_arrive(ta, driver, 0, op_retry, rec.attempt + 1, 0, True,
                                                          rec.invocation))  # a retry keeps its request id
 
     # ------------------------------------------------------------------ VM processes
-    def _start_vm_request(self, rec: FunctionRecord, seq: int, op: sc.Op, t: int) -> None:
+    def start_vm_request(self, rec: FunctionRecord, seq: int, op: sc.Op, t: int) -> None:
         svc = self.services.get(op.service)
         if svc is None or not hasattr(svc, "vm_nic"):
-            self._finish_op(rec, t, error=("NotSupported", f"'{op.service}' is not a VM service"))
+            self.chains.finish_op(rec, t, error=("NotSupported", f"'{op.service}' is not a VM service"))
             return
-        self._next_fid += 1
-        fid = self._next_fid
+        self.next_fid += 1
+        fid = self.next_fid
         vm = VmProcess(fid, op.args[0], op.service, op.handle, op.size)
         vm.nic = svc.vm_nic()
         vm.vcpus = float(getattr(svc.config, "vcpus", 1.0))  # the instance's vCPUs
         vm.flops_per_s = svc.flops_per_s()
         self.functions[fid] = vm
         start = max(t + svc.one_way_ns(t), svc.ready_ns())
-        self.schedule(start, RANK_REPLY, fid, 0, lambda ts: self._start(vm, ts))
-        self._finish_op(rec, t + 2 * svc.one_way_ns(t), value=fid)
+        self.loop.schedule(start, RANK_REPLY, fid, 0, lambda ts: self._start(vm, ts))
+        self.chains.finish_op(rec, t + 2 * svc.one_way_ns(t), value=fid)

@@ -24,7 +24,17 @@ from sls_ray.events import EventLoop
 from sls_ray.functions import DONE, FunctionRecord
 from sls_ray.invoker import Invoker
 from sls_ray.network import Flow, FlowNetwork
-from sls_ray.storage.base import Done, Fail, Outcome, Park, Request, Service, Throttle, Ticket, Upload
+from sls_ray.storage.base import (
+    Done,
+    Fail,
+    Outcome,
+    Park,
+    Request,
+    Service,
+    Throttle,
+    Ticket,
+    Upload,
+)
 from sls_ray.vtime import RANK_ARRIVE, RANK_COMMIT
 
 if TYPE_CHECKING:
@@ -52,7 +62,7 @@ class StorageCalls:
     def request(self, rec: FunctionRecord, seq: int, op: sc.Op, t: int) -> None:
         svc = self.services.get(op.service)
         if svc is None:
-            self.chains._finish_op(rec, t, error=("NotSupported", f"no storage service named '{op.service}'; "
+            self.chains.finish_op(rec, t, error=("NotSupported", f"no storage service named '{op.service}'; "
                                            f"known: {sorted(self.services)}"))
             return
         rec.blocked_on = f"{op.service}.{op.method}({op.args[0]!r})" if op.args else f"{op.service}.{op.method}"
@@ -62,14 +72,14 @@ class StorageCalls:
 
     def _arrive(self, rec: FunctionRecord, svc: Service, req: Request, ta: int, tries: int,
                 fut: int | None = None) -> None:
-        if self.chains._gone(rec, ta) or (fut is not None and rec.state == DONE):
+        if self.chains.gone(rec, ta) or (fut is not None and rec.state == DONE):
             return  # an async request outlives neither a death nor the function's return
         self._outcome(rec, svc, req, ta, svc.handle(ta, req), tries, fut)
 
     def _outcome(self, rec: FunctionRecord, svc: Service, req: Request, ta: int, out: Outcome, tries: int,
                  fut: int | None = None) -> None:
         back = svc.one_way_ns(ta)
-        finish = self.chains._finish_op if fut is None else self._future_finisher(fut)
+        finish = self.chains.finish_op if fut is None else self._future_finisher(fut)
         if isinstance(out, Done):
             if out.nbytes > 0:
                 self._transfer(rec, svc, ta, out.nbytes,
@@ -78,7 +88,7 @@ class StorageCalls:
                 finish(rec, ta + back, out.value, out.handle)
         elif isinstance(out, Upload):
             def committed(tc: int) -> None:
-                if self.chains._gone(rec, tc):
+                if self.chains.gone(rec, tc):
                     return
                 finish(rec, tc + back, out.commit(tc))
 
@@ -104,7 +114,7 @@ class StorageCalls:
         rec, svc, req, fut = ticket.data["_resume"]
         if (svc, ticket) in rec.tickets:
             rec.tickets.remove((svc, ticket))
-        if self.chains._gone(rec, t_ns):
+        if self.chains.gone(rec, t_ns):
             return
         self._outcome(rec, svc, req, t_ns, outcome, 0, fut)
 
@@ -134,14 +144,14 @@ class StorageCalls:
 
     def _future_done(self, rec: FunctionRecord, fut: int, t: int, value: Any = None, handle: Any = None,
                      error: tuple[str, str] | None = None) -> None:
-        if rec.state == DONE or self.chains._gone(rec, t):
+        if rec.state == DONE or self.chains.gone(rec, t):
             return
         rec.futures[fut] = (t, value, handle, error)
         waiting = rec.awaiting
         if waiting is not None and all(i in rec.futures for i in waiting[0]):
             rec.awaiting = None
             t_reply, answers = self.collect_futures(rec, waiting[0], waiting[1])
-            self.chains._finish_op(rec, t_reply, answers)
+            self.chains.finish_op(rec, t_reply, answers)
 
     @staticmethod
     def collect_futures(rec: FunctionRecord, ids: tuple[int, ...], t: int) -> tuple[int, list]:
