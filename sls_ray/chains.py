@@ -17,6 +17,7 @@ function through the lifecycle.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sls_ray import simcall as sc
@@ -106,7 +107,7 @@ class ChainRunner:
             elif kind == sc.EXIT:
                 rec.end_ns = t  # provisional: a death after this instant cannot touch it
                 self.loop.schedule(t + self.loop.lookahead_ns, RANK_REPLY, rec.fid, seq,
-                              lambda _t, end=t, o=op: self.lifecycle.exit(rec, end, o))
+                                   partial(self._exit_event, rec, t, op))
                 return
         self.deliver(rec, sc.Reply(t, value=value, handle=handle))
 
@@ -135,8 +136,13 @@ class ChainRunner:
         self.lifecycle.set_running(rec, reply.t_ns)
         self.hooks.deliver(rec.fid, reply)
 
+    def _exit_event(self, rec: FunctionRecord, t_end: int, op: sc.Op, _t: int) -> None:
+        self.lifecycle.exit(rec, t_end, op)
+
     def reply_death(self, rec: FunctionRecord) -> None:
         """Tell a blocked function it is dead (once), or record its end if it already returned."""
+        dead = rec.dead_ns
+        assert dead is not None, "only a dead function is told of its death"
         rec.death_told = True
         exit_op = next((o for o in rec.chain if o.kind == sc.EXIT), None)
         rec.chain.clear()
@@ -146,10 +152,10 @@ class ChainRunner:
             # it; the exit event scheduled at its provisional end then finds it done
             exit_op = sc.Op(sc.EXIT)
         if exit_op is not None:
-            self.loop.schedule(rec.dead_ns + self.loop.lookahead_ns, RANK_REPLY, rec.fid, rec.seq + 1,
-                          lambda _t: self.lifecycle.exit(rec, rec.dead_ns, exit_op))
+            self.loop.schedule(dead + self.loop.lookahead_ns, RANK_REPLY, rec.fid, rec.seq + 1,
+                               partial(self._exit_event, rec, dead, exit_op))
         else:
-            self.deliver(rec, sc.Reply(max(rec.dead_ns, rec.clock_ns), error=rec.dead_reason))
+            self.deliver(rec, sc.Reply(max(dead, rec.clock_ns), error=rec.dead_reason))
 
     def gone(self, rec: FunctionRecord, t: int) -> bool:
         """True when the function died before t: its later effects are discarded.

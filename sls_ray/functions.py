@@ -23,6 +23,7 @@ from sls_ray.events import EventLoop, Hooks
 from sls_ray.invoker import Invoker
 from sls_ray.network import Flow, FlowNetwork, Link
 from sls_ray.platform import FunctionsProfile, MiB
+from sls_ray.storage.vm import VM, VMConfig
 from sls_ray.vtime import INF_NS, RANK_ARRIVE, RANK_FAULT, RANK_REPLY, to_ns
 
 if TYPE_CHECKING:
@@ -203,7 +204,7 @@ class FunctionLifecycle:
             return
         rec.blocked_on = f"invoke {handler} ({'sync' if sync else 'async'})"
         self.loop.schedule(t + self.invoke_one_way_ns, RANK_ARRIVE, rec.fid, seq,
-                      lambda ta: self._lambda_arrive(ta, rec, seq, op, attempt=0, tries=0, accepted=False))
+                           lambda ta: self._lambda_arrive(ta, rec, seq, op, attempt=0, tries=0, accepted=False))
 
     def _lambda_arrive(self, ta: int, caller: FunctionRecord, seq: int, op: sc.Op, attempt: int, tries: int,
                        accepted: bool, invocation: int | None = None) -> None:
@@ -224,7 +225,8 @@ class FunctionLifecycle:
                 accepted = True
             t_next = ta + 2 * back + self.invoker.backoff_ns(invocation, tries)
             self.loop.schedule(t_next, RANK_ARRIVE, caller.fid, seq,
-                          lambda t2: self._lambda_arrive(t2, caller, seq, op, attempt, tries + 1, accepted, invocation))
+                               lambda t2: self._lambda_arrive(t2, caller, seq, op, attempt, tries + 1, accepted,
+                                                              invocation))
             return
         rec = self._new_function(ta, handler, memory_mb, invocation, attempt, op)
         rec.is_async = not sync
@@ -322,7 +324,7 @@ class FunctionLifecycle:
     def exit(self, rec: FunctionRecord, t_end: int, op: sc.Op) -> None:
         if rec.state == DONE:
             return
-        if rec.dead_ns is not None and rec.dead_ns <= t_end:
+        if rec.dead_ns is not None and rec.dead_reason is not None and rec.dead_ns <= t_end:
             t_end = rec.dead_ns
             status, error = rec.dead_reason
         elif op.args:
@@ -370,20 +372,22 @@ class FunctionLifecycle:
                              handle=rec.payload)
             driver = self.functions[DRIVER]
             self.loop.schedule(max(t_end + delay, self.loop.now_ns), RANK_ARRIVE, rec.fid, 1 << 40,
-                          lambda ta: self._lambda_arrive(ta, driver, 0, op_retry, rec.attempt + 1, 0, True,
-                                                         rec.invocation))  # a retry keeps its request id
+                               lambda ta: self._lambda_arrive(ta, driver, 0, op_retry, rec.attempt + 1, 0, True,
+                                                              rec.invocation))  # a retry keeps its request id
 
     # ------------------------------------------------------------------ VM processes
     def start_vm_request(self, rec: FunctionRecord, seq: int, op: sc.Op, t: int) -> None:
         svc = self.services.get(op.service)
-        if svc is None or not hasattr(svc, "vm_nic"):
+        if not isinstance(svc, VM):
             self.chains.finish_op(rec, t, error=("NotSupported", f"'{op.service}' is not a VM service"))
             return
         self.next_fid += 1
         fid = self.next_fid
         vm = VmProcess(fid, op.args[0], op.service, op.handle, op.size)
         vm.nic = svc.vm_nic()
-        vm.vcpus = float(getattr(svc.config, "vcpus", 1.0))  # the instance's vCPUs
+        config = svc.config
+        assert isinstance(config, VMConfig)
+        vm.vcpus = float(config.vcpus)  # the instance's vCPUs
         vm.flops_per_s = svc.flops_per_s()
         self.functions[fid] = vm
         start = max(t + svc.one_way_ns(t), svc.ready_ns())

@@ -63,7 +63,7 @@ class StorageCalls:
         svc = self.services.get(op.service)
         if svc is None:
             self.chains.finish_op(rec, t, error=("NotSupported", f"no storage service named '{op.service}'; "
-                                           f"known: {sorted(self.services)}"))
+                                                 f"known: {sorted(self.services)}"))
             return
         rec.blocked_on = f"{op.service}.{op.method}({op.args[0]!r})" if op.args else f"{op.service}.{op.method}"
         req = Request(rec.fid, seq, op.method, op.args, op.size, op.handle, t)
@@ -104,7 +104,7 @@ class StorageCalls:
                 return
             t_next = ta + back + self.invoker.backoff_ns(rec.fid * 7919 + req.seq, tries) + back
             self.loop.schedule(t_next, RANK_ARRIVE, rec.fid, req.seq,
-                          lambda t2: self._arrive(rec, svc, req, t2, tries + 1, fut))
+                               lambda t2: self._arrive(rec, svc, req, t2, tries + 1, fut))
         elif isinstance(out, Park):
             rec.tickets.append((svc, out.ticket))
             out.ticket.data["_resume"] = (rec, svc, req, fut)
@@ -160,7 +160,7 @@ class StorageCalls:
         return max([t] + [d[0] for d in done]), [d[1:] for d in done]
 
     def _transfer(self, rec: FunctionRecord, svc: Service, t: int, nbytes: int, done: Callable[[int], None]) -> None:
-        links = [rec.nic]
+        links = [rec.nic] if rec.nic is not None else []
         node = svc.link()
         if node is not None and node is not rec.nic:
             links.append(node)

@@ -45,7 +45,8 @@ class Env:
         self.chains = FakeChains()
         self.life = FunctionLifecycle(self.loop, self.outbox, self.fprof, seed, self.invoker, self.network, {},
                                       self.counts, handler_memory={"big": 2048}, handler_timeout={"short": 2.0})
-        self.life.connect(self.chains)  # type: ignore[arg-type]  (a fake with the two methods it calls)
+        # a fake with the two methods the lifecycle calls
+        self.life.connect(self.chains)  # type: ignore[arg-type]
 
     def run_until(self, t_ns: int) -> None:
         """Run every event up to t, passive ones (deadlines) included, as if a function ran at t."""

@@ -11,12 +11,14 @@ def test_events_run_in_total_order_whatever_the_order_they_were_queued():
     loop = EventLoop()
     seen: list[str] = []
     # (time, rank, fid, seq): time first, then rank, then function id, then sequence
-    for name, key in [("reply@5", (5, RANK_REPLY, 1, 0)), ("arrive@5 fid2", (5, RANK_ARRIVE, 2, 0)),
-                      ("arrive@5 fid1 seq1", (5, RANK_ARRIVE, 1, 1)), ("arrive@5 fid1 seq0", (5, RANK_ARRIVE, 1, 0)),
-                      ("commit@5", (5, RANK_COMMIT, 9, 0)), ("fault@5", (5, RANK_FAULT, 9, 0)), ("x@3", (3, RANK_REPLY, 0, 0))]:
+    queued = [("reply@5", (5, RANK_REPLY, 1, 0)), ("arrive@5 fid2", (5, RANK_ARRIVE, 2, 0)),
+              ("arrive@5 fid1 seq1", (5, RANK_ARRIVE, 1, 1)), ("arrive@5 fid1 seq0", (5, RANK_ARRIVE, 1, 0)),
+              ("commit@5", (5, RANK_COMMIT, 9, 0)), ("fault@5", (5, RANK_FAULT, 9, 0)), ("x@3", (3, RANK_REPLY, 0, 0))]
+    for name, key in queued:
         loop.schedule(*key, lambda t, n=name: seen.append(n))
     assert loop.run_ready() is True
-    assert seen == ["x@3", "fault@5", "commit@5", "arrive@5 fid1 seq0", "arrive@5 fid1 seq1", "arrive@5 fid2", "reply@5"]
+    assert seen == ["x@3", "fault@5", "commit@5", "arrive@5 fid1 seq0", "arrive@5 fid1 seq1", "arrive@5 fid2",
+                    "reply@5"]
     assert loop.now_ns == 5
 
 
