@@ -2,9 +2,11 @@
 
     .venv/bin/python benchmarks/core_bench.py [--quick]
 
-1. real cost per blocking simcall, in-process and over Ray (2 hosts);
+1. real cost per blocking simcall, in-process and over Ray (2 hosts; this run also starts the
+   Ray actors, which later runs reuse);
 2. 1,000 functions x 20 all-reduce rounds with 16-float payloads, in-process and over Ray,
-   with the profile's lognormal cold starts and with aligned (sigma 0) cold starts;
+   with the profile's lognormal cold starts and with aligned (sigma 0) cold starts, and the
+   Ray / in-process wall-time ratio of each pair (goal: <= 2, equal trace hashes);
 3. 4,000 functions on 2 Ray hosts: peak USS per host process and per function;
 4. determinism beside 3 CPU-spinning processes: the summary's trace hash must not change.
 """
@@ -43,8 +45,29 @@ def allreduce(workers: int, rounds: int, transport: str, hosts: int = 2, sigma: 
 def row(label: str, result, wall: float) -> str:
     s = result.summary
     calls = s["counts"]["simcalls"]
-    return (f"| {label} | {s['status']} | {calls:,} | {wall:.2f} | {wall / calls * 1e6:.0f} | "
+    batches = s["nondeterministic"].get("kernel_batches", "")
+    return (f"| {label} | {s['status']} | {calls:,} | {batches} | {wall:.2f} | {wall / calls * 1e6:.0f} | "
             f"{s['makespan_s']:.3f} | `{s['trace_hash']}` |")
+
+
+def ours() -> list[int]:
+    """Processes descended from this one (the Ray instance it started), not another job's."""
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    parent[int(d)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+    me, out = os.getpid(), []
+    for pid in parent:
+        p = pid
+        while p > 1 and p != me:
+            p = parent.get(p, 0)
+        if p == me and pid != me:
+            out.append(pid)
+    return out
 
 
 class USSSampler(threading.Thread):
@@ -57,7 +80,7 @@ class USSSampler(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
-            for pid in (int(d) for d in os.listdir("/proc") if d.isdigit()):
+            for pid in ours():
                 try:
                     with open(f"/proc/{pid}/cmdline", "rb") as f:
                         if b"FunctionHost" not in f.read():
@@ -85,15 +108,22 @@ def main() -> None:
     n, rounds, big = (200, 5, 800) if args.quick else (1000, 20, 4000)
     print(f"# sls_ray core benchmarks — {time.strftime('%Y-%m-%d')}, {platform.machine()}, "
           f"{os.cpu_count()} cores, Python {platform.python_version()}\n")
-    print("| workload | status | blocking simcalls | wall s | real µs per simcall | virtual makespan s | trace hash |")
-    print("|---|---|---|---|---|---|---|")
+    print("| workload | status | blocking simcalls | host batches | wall s | real µs per simcall | "
+          "virtual makespan s | trace hash |")
+    print("|---|---|---|---|---|---|---|---|")
     for transport in ("local", "ray"):
         r, w = allreduce(100, 10, transport, gflop=0.0)
         print(row(f"simcall cost: 100 fns x 10 rounds, {transport}", r, w), flush=True)
+    ratios = []
     for sigma, label in ((None, "lognormal cold starts"), (0.0, "aligned cold starts")):
+        walls, hashes = {}, {}
         for transport in ("local", "ray"):
             r, w = allreduce(n, rounds, transport, sigma=sigma)
+            walls[transport], hashes[transport] = w, r.summary["trace_hash"]
             print(row(f"{n} fns x {rounds} rounds, {label}, {transport}", r, w), flush=True)
+        ratios.append(f"{label}: ray / in-process = {walls['ray'] / walls['local']:.2f}x, hashes "
+                      f"{'equal' if hashes['ray'] == hashes['local'] else 'DIFFERENT'}")
+    print("\n" + "\n".join(ratios) + "\n")
     sampler = USSSampler()
     sampler.start()
     r, w = allreduce(big, 2, "ray", sigma=0.0, concurrency=big + 10)

@@ -1,10 +1,18 @@
 """Running a function's chain of simcalls in virtual time (docs/design.md, "The simcall protocol").
 
 A function sends a *chain*: operations whose results it does not need (put, delete, compute,
-log) followed by one that returns data. ``_advance`` runs the chain op after op from the
+log) followed by one that returns data. ``advance`` runs the chain op after op from the
 function's clock: local ones (compute, log, now) move the clock at once; a storage request,
 an invocation or a VM start leaves the chain until its answer comes back (``finish_op``),
 and the last answer is delivered to the function, which runs again from that instant.
+
+A *declared sequence* (``EACH``) is a chain whose every answer the function keeps: reads of
+keys known in advance (the LambdaML leader's W gradients), or a trigger's invocations. Its
+operations run exactly as if the function had sent them one by one, each when the previous
+answer arrived, so virtual times, bills and flows are those of the loop; only the real round
+trips between them disappear (docs/design.md, "Declared sequences"). It stops early at the
+first error, or after the answer whose bytes take the function past the memory headroom it
+declared, where the loop would have failed too.
 
 A death (timeout, kill) can overtake a chain: whatever the function does after its death
 instant is discarded, and the function learns of its death at the first blocking call
@@ -28,6 +36,17 @@ from sls_ray.vtime import RANK_FAULT, RANK_REPLY
 if TYPE_CHECKING:
     from sls_ray.functions import FunctionLifecycle
     from sls_ray.storage_calls import StorageCalls
+
+
+class Answers:
+    """The answers of a declared sequence so far, and the bytes they brought against its budget."""
+
+    __slots__ = ("items", "nbytes", "budget")
+
+    def __init__(self, budget: int) -> None:
+        self.items: list[tuple[Any, Any]] = []
+        self.nbytes = 0
+        self.budget = budget
 
 
 class ChainRunner:
@@ -104,6 +123,16 @@ class ChainRunner:
             elif kind == sc.START_VM:
                 self.lifecycle.start_vm_request(rec, seq, op, t)
                 return
+            elif kind == sc.EACH:
+                # the last op of its chain: its operations take its place (and its sequence
+                # number: events are ordered as the loop's), answers kept
+                rec.seq -= 1
+                if op.handle:
+                    rec.each = Answers(op.args[0])
+                    chain.extendleft(reversed(op.handle))
+                    self.counts["ops"] += len(op.handle) - 1
+                else:
+                    value, handle = [], None
             elif kind == sc.EXIT:
                 rec.end_ns = t  # provisional: a death after this instant cannot touch it
                 self.loop.schedule(t + self.loop.lookahead_ns, RANK_REPLY, rec.fid, seq,
@@ -112,7 +141,7 @@ class ChainRunner:
         self.deliver(rec, sc.Reply(t, value=value, handle=handle))
 
     def finish_op(self, rec: FunctionRecord, t: int, value: Any = None, handle: Any = None,
-                   error: tuple[str, str] | None = None) -> None:
+                  error: tuple[str, str] | None = None, nbytes: int = 0) -> None:
         if rec.state == DONE or self.gone(rec, t):
             return
         rec.blocked_on = ""
@@ -127,12 +156,23 @@ class ChainRunner:
             else:
                 self.deliver(rec, sc.Reply(t, error=error))
             return
+        each = rec.each
+        if each is not None:
+            each.items.append((value, handle))
+            each.nbytes += nbytes
+            if rec.chain and each.nbytes <= each.budget:
+                self.advance(rec, t)
+            else:  # done, or over its headroom: the function re-sends the rest if it survives
+                rec.chain.clear()
+                self.deliver(rec, sc.Reply(t, value=each.items))
+            return
         if rec.chain:
             self.advance(rec, t, value, handle)
         else:
             self.deliver(rec, sc.Reply(t, value=value, handle=handle))
 
     def deliver(self, rec: FunctionRecord, reply: sc.Reply) -> None:
+        rec.each = None
         self.lifecycle.set_running(rec, reply.t_ns)
         self.hooks.deliver(rec.fid, reply)
 

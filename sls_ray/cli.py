@@ -98,7 +98,9 @@ def sweep(config: str = typer.Argument(..., help="experiment config (YAML)"),
           set_: Optional[List[str]] = typer.Option(None, "--set", help="override applied to every point"),
           out: Optional[Path] = typer.Option(None, "--out", help="sweep directory"),
           serial: bool = typer.Option(False, "--serial", help="run points one by one in this process"),
-          plot: bool = typer.Option(True, "--plot/--no-plot", help="draw the sweep's figure")) -> None:
+          plot: bool = typer.Option(True, "--plot/--no-plot", help="draw the sweep's figure"),
+          address: Optional[str] = typer.Option(None, "--address",
+                                                help="Ray cluster to spread the points over (docs/cluster.md)")) -> None:
     """Run every grid point (in parallel as Ray tasks); resumes an interrupted sweep."""
     from sls_ray.sweep import run_sweep
 
@@ -118,7 +120,8 @@ def sweep(config: str = typer.Argument(..., help="experiment config (YAML)"),
             bar.update(task, completed=done, total=total)
 
         try:
-            df = run_sweep(config, list(grid or []), list(set_ or []), out, on_point, parallel=not serial)
+            df = run_sweep(config, list(grid or []), list(set_ or []), out, on_point, parallel=not serial,
+                           address=address)
         except ConfigError as e:
             _fail(str(e))
     console.print(f"{len(df)} points -> {out / 'sweep.csv'} ({time.perf_counter() - t0:.1f}s real)")

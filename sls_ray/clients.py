@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from sls_ray import simcall as sc
 from sls_ray.errors import ItemTooLarge
 
 
@@ -26,6 +27,14 @@ class KVClient:
 
     def get(self, key: str) -> Any:
         return self._ctx._received(self._ctx._storage_call(self.name, "get", (key,)), f"{self.name}:{key}")
+
+    def get_each(self, keys: Iterable[str]) -> list[Any]:
+        """``[client.get(k) for k in keys]`` in one simcall: each GET leaves when the previous
+        answer arrived, so times, bills and memory checks are the loop's (docs/api.md,
+        "Declared sequences"); only the real round trips between them go."""
+        keys = list(keys)
+        ops = [sc.Op(sc.STORAGE, service=self.name, method="get", args=(k,)) for k in keys]
+        return self._ctx._sequence(ops, lambda i, value: self._ctx._received(value, f"{self.name}:{keys[i]}"))
 
     def get_async(self, key: str):
         """Start a GET and return a ``Pending`` at once; ``.result()`` / ``ctx.gather`` wait for it."""

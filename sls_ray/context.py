@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import weakref
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 
@@ -268,6 +268,19 @@ class FunctionContext:
             self.memory.transient(nbytes_of(result), f"result of {handler}")
         return result
 
+    def invoke_each(self, handler: str, payloads: Iterable[Any], memory_mb: int | None = None) -> list[int]:
+        """``[ctx.invoke(handler, p) for p in payloads]`` (asynchronous invocations) in one simcall.
+
+        Each invocation leaves when the previous one's acknowledgement arrived, as in the loop,
+        so the virtual outcome is the loop's; only the real round trips between them go
+        (docs/design.md, "Declared sequences"). Returns the invocation ids, in order.
+        """
+        ops = []
+        for payload in payloads:
+            handle, size = self._gw.encode(payload)
+            ops.append(sc.Op(sc.INVOKE, args=(handler, False, memory_mb), size=size, handle=handle))
+        return self._sequence(ops, lambda i, value: value)
+
     def start_vm_process(self, handler: str, payload: Any = None, service: str = "vm") -> int:
         """Run ``handler`` as a long-lived process on a VM service; returns its id."""
         self._check_alive()
@@ -282,6 +295,21 @@ class FunctionContext:
             self._queue(op)
             return None
         return self._call([op])
+
+    def _sequence(self, ops: list[sc.Op], receive: Callable[[int, Any], Any]) -> list[Any]:
+        """Run blocking operations one after another in one simcall; ``receive(i, value)`` each answer.
+
+        The kernel stops after the answer whose bytes pass the memory headroom declared here;
+        ``receive`` then raises the memory error at that answer's instant, as the loop would,
+        or (a value that counts fewer bytes than its wire size) the rest is sent again.
+        """
+        out: list[Any] = []
+        while len(out) < len(ops):
+            headroom = self.memory.limit - self.memory.used
+            answers = self._call([sc.Op(sc.EACH, args=(headroom,), handle=tuple(ops[len(out):]))])
+            for value, handle in answers:
+                out.append(receive(len(out), self._gw.decode(handle) if handle is not None else value))
+        return out
 
     def _encode_checked(self, service: str, key: str, value: Any,
                         charge_bytes: int | None = None) -> tuple[Any, int]:

@@ -56,7 +56,7 @@ class FunctionRecord:
     __slots__ = (
         "fid", "handler", "state", "clock_ns", "start_ns", "chain", "seq", "blocked_on", "payload",
         "payload_size", "dead_ns", "dead_reason", "death_told", "end_ns", "status", "error", "nic", "flows",
-        "tickets", "flops_per_s", "vcpus", "futures", "awaiting",
+        "tickets", "flops_per_s", "vcpus", "futures", "awaiting", "each",
     )
 
     def __init__(self, fid: int, handler: str, payload: Any = None, payload_size: int = 0) -> None:
@@ -80,6 +80,7 @@ class FunctionRecord:
         self.vcpus = 1.0
         self.futures: dict[int, tuple] = {}  # async request id -> (t_done, value, handle, error)
         self.awaiting: tuple[tuple[int, ...], int] | None = None  # (ids, t) of a blocked AWAIT
+        self.each: Any = None  # the answers of a declared sequence in progress (chains.Answers)
 
     def memory_limit_bytes(self) -> int:
         """The memory its sandbox may use (the transport enforces it)."""

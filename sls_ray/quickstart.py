@@ -20,7 +20,7 @@ from sls_ray.platform import Strict
 
 
 class AllReduceParams(Strict):
-    workers: int = Field(8, ge=1, le=10000, description="functions averaging together")
+    workers: int = Field(8, ge=1, le=100_000, description="functions averaging together")
     service: str = Field("s3", description="storage service the vectors travel through")
     pattern: Literal["allreduce", "scatter_reduce"] = Field("allreduce", description="collective")
     rounds: int = Field(3, ge=1, description="all-reduce rounds")
@@ -37,8 +37,7 @@ def gradient(seed: int, rnd: int, rank: int, n: int) -> np.ndarray:
 
 
 def trigger(ctx, p: dict) -> int:
-    for rank in range(p["workers"]):
-        ctx.invoke("worker", {**p, "rank": rank})
+    ctx.invoke_each("worker", ({**p, "rank": rank} for rank in range(p["workers"])))
     return p["workers"]
 
 

@@ -145,10 +145,10 @@ def simulate(cfg: ExperimentConfig, progress: Callable | None = None,
     wall0 = time.perf_counter()
     handlers = exp.handlers()
     if cfg.run.transport == "ray":
-        from sls_ray.actors.ray_transport import RayTransport
+        from sls_ray.actors.ray_transport import RayTransport  # imports Ray: only Ray runs pay for it
 
         check_address(cfg.run.address)
-        result = RayTransport(cfg, handlers).execute_remote()
+        result = RayTransport(RunPlan(cfg.model_dump(mode="json"), experiment), cfg.run).execute_remote()
         result.experiment = exp
         result.summary["nondeterministic"]["host_wall_s"] = round(time.perf_counter() - wall0, 3)
         return result
@@ -159,6 +159,46 @@ def simulate(cfg: ExperimentConfig, progress: Callable | None = None,
     kernel, status = transport.execute(lambda hooks: make_kernel(cfg, exp, profile, hooks))
     wall = time.perf_counter() - wall0
     return collect(cfg, exp, profile, kernel, status, wall, transport_name=cfg.run.transport)
+
+
+class RunPlan:
+    """A run as a transport in other processes rebuilds it: its config, and the steps from
+    config to handlers, kernel and result.
+
+    The Ray actors receive it (pickled: only the config travels) instead of importing this
+    module, so imports point one way, runtime -> transports (docs/design.md, "Transports").
+    Each process builds the experiment once, on first use. ``experiment``: an already-built
+    one (``simulate_handlers``), which then travels too (Ray pickles its handlers by value).
+    """
+
+    def __init__(self, cfg_data: dict, experiment: Experiment | None = None) -> None:
+        self.cfg_data = cfg_data
+        self.experiment = experiment
+        self._built: tuple[ExperimentConfig, Experiment, Any] | None = None
+
+    def __getstate__(self) -> dict:
+        return {"cfg_data": self.cfg_data, "experiment": self.experiment, "_built": None}
+
+    def _build(self) -> tuple[ExperimentConfig, Experiment, Any]:
+        if self._built is None:
+            cfg = load_config(data=self.cfg_data)
+            self._built = (cfg, *build(cfg, self.experiment))
+        return self._built
+
+    def handlers(self) -> dict[str, Callable]:
+        """The handlers, in a process whose BLAS and torch threads are held to one."""
+        limit_threads()
+        return self._build()[1].handlers()
+
+    def kernel(self, hooks) -> SimKernel:
+        cfg, exp, profile = self._build()
+        return make_kernel(cfg, exp, profile, hooks)
+
+    def result(self, kernel: SimKernel, status: str, wall: float, transport_name: str) -> RunResult:
+        cfg, exp, profile = self._build()
+        result = collect(cfg, exp, profile, kernel, status, wall, transport_name)
+        result.experiment = None  # it stays in the process that built it; the driver sets its own
+        return result
 
 
 class _NoParams(Strict):

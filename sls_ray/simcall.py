@@ -22,6 +22,7 @@ NOW = "now"           # a no-op that returns the clock (used to flush a chain)
 START_VM = "start_vm" # args: (service, handler); handle = payload
 ASYNC = "async"       # a storage request the function does not wait for: args = (future id, *method args)
 AWAIT = "await"       # args: future ids; answers [(value, handle, error), ...] once all of them completed
+EACH = "each"         # handle: blocking ops run one after another; args: (budget bytes,); answers [(value, handle)]
 
 
 @dataclass(slots=True)

@@ -83,7 +83,7 @@ class StorageCalls:
         if isinstance(out, Done):
             if out.nbytes > 0:
                 self._transfer(rec, svc, ta, out.nbytes,
-                               lambda te: finish(rec, te + back, out.value, out.handle))
+                               lambda te: finish(rec, te + back, out.value, out.handle, nbytes=out.nbytes))
             else:
                 finish(rec, ta + back, out.value, out.handle)
         elif isinstance(out, Upload):
@@ -137,7 +137,7 @@ class StorageCalls:
 
     def _future_finisher(self, fut: int) -> Callable:
         def finish(rec: FunctionRecord, t: int, value: Any = None, handle: Any = None,
-                   error: tuple[str, str] | None = None) -> None:
+                   error: tuple[str, str] | None = None, nbytes: int = 0) -> None:
             self._future_done(rec, fut, t, value, handle, error)
 
         return finish

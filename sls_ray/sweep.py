@@ -83,14 +83,29 @@ def expand(raw: dict, grid: dict[str, list[Any]]) -> list[tuple[dict, dict]]:
 POINT = "point.json"  # the point's own config data: a finished directory counts only for the same point
 
 
-def _run_point(data: dict, out: str) -> dict:
-    from sls_ray.runtime import simulate
+def _run_point(data: dict, out: str, result=None, address: str | None = None) -> dict:
+    """Run a point (or take its ``result``, computed on a cluster node) and write its directory.
 
+    ``address``: the cluster a point on the Ray transport spreads its hosts over.
+    """
     out_dir = Path(out)
     (out_dir / SUMMARY).unlink(missing_ok=True)  # a stale summary must not mark this point finished
-    result = simulate(load_config(data=data))
+    if result is None:
+        cfg = load_config(data=data)
+        if address is not None:
+            cfg.run.address = address
+        result = _simulate_point(cfg)
     write_run(out_dir, result, extra={POINT: data})  # the point's directory is replaced whole
     return result.summary
+
+
+def _simulate_point(cfg):
+    """A point's RunResult, without its experiment object (it crosses processes as a Ray task's value)."""
+    from sls_ray.runtime import simulate
+
+    result = simulate(cfg)
+    result.experiment = None
+    return result
 
 
 def _finished(point_dir: Path, data: dict) -> bool:
@@ -102,7 +117,15 @@ def _finished(point_dir: Path, data: dict) -> bool:
 
 
 def run_sweep(config_path: str, grid_items: list[str], sets: list[str], out: Path,
-              on_point: Callable[[int, int], None] | None = None, parallel: bool = True) -> pd.DataFrame:
+              on_point: Callable[[int, int], None] | None = None, parallel: bool = True,
+              address: str | None = None) -> pd.DataFrame:
+    """Run every point not finished yet and join them into sweep.csv.
+
+    Points on the local transport run as Ray tasks (one CPU each) on a local instance, or,
+    with ``address``, spread over that cluster's nodes; their results come back to this
+    process, which writes every directory (no shared filesystem needed). Points on the Ray
+    transport run one after another, each spreading its hosts over the cluster.
+    """
     raw = read_yaml(Path(config_path))
     for item in sets:
         k, v = parse_set(item)
@@ -130,27 +153,27 @@ def run_sweep(config_path: str, grid_items: list[str], sets: list[str], out: Pat
     if on_point:
         on_point(done, len(points))
     if todo:
-        use_ray = parallel and len(todo) > 1 and all(p[0].get("run", {}).get("transport", "local") == "local"
-                                                       for p in points)
+        use_ray = parallel and (address is not None or len(todo) > 1) and all(
+            p[0].get("run", {}).get("transport", "local") == "local" for p in points)
         if use_ray:
             import ray
 
             from sls_ray.actors.ray_session import ensure_ray
 
-            ensure_ray()
-            task = ray.remote(num_cpus=1, max_retries=0)(_run_point)
-            pending = {task.remote(points[i][0], str(dirs[i])): i for i in todo}
+            ensure_ray(address)
+            task = ray.remote(num_cpus=1, max_retries=0, scheduling_strategy="SPREAD")(_simulate_point)
+            pending = {task.remote(load_config(data=points[i][0])): i for i in todo}
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 for ref in ready:
-                    pending.pop(ref)
-                    ray.get(ref)
+                    i = pending.pop(ref)
+                    _run_point(points[i][0], str(dirs[i]), ray.get(ref))
                     done += 1
                     if on_point:
                         on_point(done, len(points))
         else:
             for i in todo:
-                _run_point(points[i][0], str(dirs[i]))
+                _run_point(points[i][0], str(dirs[i]), address=address)
                 done += 1
                 if on_point:
                     on_point(done, len(points))

@@ -7,13 +7,18 @@ call, for their replies and for new functions to start — one round trip per wi
 of one per simcall. Payloads above 64 KB go to Ray's object store from here; the kernel only
 ever holds their refs, and since this actor owns them they outlive the function that wrote
 them (data a function wrote survives its end and its failure).
+
+A host outlives a run: the transport keeps it warm for the next one (``ray_transport.py``),
+and every run brings its own handlers in its ``RunPlan``.
 """
 from __future__ import annotations
 
+import os
 import pickle
 import resource
 import threading
 import time
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -29,11 +34,16 @@ BATCH_WAIT_S = 0.02  # longest a ready batch waits for this host's still-running
 
 
 class _Slot:
-    __slots__ = ("event", "reply")
+    """Where a function thread waits for its answer: a bare lock, held until the answer is in
+    (one C call each way, against a Condition and two locks for a ``threading.Event``)."""
+
+    __slots__ = ("ready", "reply", "answered")
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self.ready = threading.Lock()
+        self.ready.acquire()
         self.reply: sc.Reply | None = None
+        self.answered = False  # an answer (or its start) waits for this function to take it
 
 
 class HostGateway:
@@ -46,26 +56,48 @@ class HostGateway:
         self.service_kinds = service_kinds
         self.item_limits = item_limits
         self._slots: dict[int, _Slot] = {}
+        self._threads: list[threading.Thread] = []
         # a batch leaves when every function on this host has blocked (or after BATCH_WAIT_S):
         # the kernel cannot get past a running function's clock anyway, so waiting costs
         # nothing and turns N round trips into one
         self._cv = threading.Condition()
         self._outbox: list = []
-        self._running = 0
+        self._running = 0  # functions with an answer they have not blocked on again
+        # at most one function per core runs at once; an answered one waits for a permit, which
+        # a blocking one hands on: a window's hundreds of answers do not wake hundreds of
+        # threads to fight over the GIL (as in the in-process transport)
+        self._permits = max(1, len(os.sched_getaffinity(0)))
+        self._queue: deque[_Slot] = deque()
 
     # -- Gateway protocol used by FunctionContext
     def call(self, fid: int, t_ns: int, ops: list[sc.Op]) -> sc.Reply:
         slot = self._slots[fid]
         self.send(fid, t_ns, ops)
-        slot.event.wait()
-        slot.event.clear()
+        slot.ready.acquire()
+        slot.answered = False
         return slot.reply
 
     def send(self, fid: int, t_ns: int, ops: list[sc.Op]) -> None:
         with self._cv:
             self._outbox.append((fid, t_ns, ops))
             self._running -= 1
-            self._cv.notify()
+            if self._queue:  # this thread blocks or ends: its permit goes to the next answered one
+                self._queue.popleft().ready.release()
+            else:
+                self._permits += 1
+            if self._running == 0:  # the pump waits for the last one only
+                self._cv.notify()
+
+    def _wake(self, slot: _Slot) -> None:
+        """Let an answered function run now, or once a permit is free (under self._cv)."""
+        if slot.answered:
+            return  # a second answer before the first was taken replaces it
+        slot.answered = True
+        if self._permits > 0:
+            self._permits -= 1
+            slot.ready.release()
+        else:
+            self._queue.append(slot)
 
     def encode(self, value: Any) -> tuple[Any, int]:
         size = wire_size(value)
@@ -104,46 +136,67 @@ class HostGateway:
                 block = self._running == 0
             messages, finished = ray.get(self.kernel.exchange.remote(self.host_id, batch, block))
             with self._cv:
-                self._running += len(messages)
-            for msg in messages:
-                if isinstance(msg, sc.StartCommand):
-                    self._start(msg)
-                else:
-                    fid, reply = msg
-                    slot = self._slots[fid]
-                    slot.reply = reply
-                    slot.event.set()
+                for msg in messages:
+                    if isinstance(msg, sc.StartCommand):
+                        slot = self._start(msg)
+                    else:
+                        fid, slot_reply = msg
+                        slot = self._slots[fid]
+                        slot.reply = slot_reply
+                        if slot.answered:
+                            continue
+                    self._running += 1
+                    self._wake(slot)
             if finished:
                 return
 
-    def _start(self, cmd: sc.StartCommand) -> None:
-        self._slots[cmd.fid] = _Slot()
-        threading.Thread(target=self._run, args=(cmd,), name=f"fn{cmd.fid}", daemon=True).start()
+    def settle(self, timeout_s: float) -> int:
+        """Wait up to ``timeout_s`` for this run's function threads to end; how many still run.
 
-    def _run(self, cmd: sc.StartCommand) -> None:
+        After a finished run every thread has its last answer (a deadlock answers each blocked
+        function with its death), so they end at once; one that does not is stuck in user
+        code, and the host must not serve another run.
+        """
+        deadline = time.monotonic() + timeout_s
+        for t in self._threads:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        return sum(1 for t in self._threads if t.is_alive())
+
+    def _start(self, cmd: sc.StartCommand) -> _Slot:
+        slot = self._slots[cmd.fid] = _Slot()
+        t = threading.Thread(target=self._run, args=(cmd, slot), name=f"fn{cmd.fid}", daemon=True)
+        self._threads.append(t)
+        t.start()
+        return slot
+
+    def _run(self, cmd: sc.StartCommand, slot: _Slot) -> None:
+        slot.ready.acquire()  # its permit to run
+        slot.answered = False
         ctx = FunctionContext(self, cmd, self.service_kinds, self.item_limits)
         run_handler(ctx, resolve_handler(self.handlers, cmd.handler), self.decode(cmd.payload))
 
 
-@ray.remote(num_cpus=0, max_concurrency=4)
+@ray.remote(num_cpus=0, max_concurrency=2)
 class FunctionHost:
-    """Ray shell around HostGateway: ``serve`` runs until the kernel says the run is over."""
+    """Ray shell around HostGateway: ``serve`` runs one run's functions until the kernel says it is over.
 
-    def __init__(self, cfg_data: dict, host_id: int, memory_limit_bytes: int | None = None) -> None:
-        from sls_ray.config import load_config
-        from sls_ray.runtime import build, limit_threads
+    ``memory_limit_bytes`` (isolated mode: one function per host) puts a real OS limit on the
+    process (RLIMIT_DATA, never RLIMIT_AS), measured from what the process holds once the
+    run's code is imported, so the limit is the function's own.
+    """
 
-        limit_threads()
-        exp, _ = build(load_config(data=cfg_data))
-        self.handlers = exp.handlers()
-        self.host_id = host_id
-        if memory_limit_bytes:  # isolated mode: a real OS limit (RLIMIT_DATA, never RLIMIT_AS)
-            base = _vm_data_bytes()  # measured after every import, so the limit is the function's own
-            resource.setrlimit(resource.RLIMIT_DATA, (base + memory_limit_bytes, resource.RLIM_INFINITY))
+    def __init__(self, memory_limit_bytes: int | None = None) -> None:
+        self.memory_limit_bytes = memory_limit_bytes
 
-    def serve(self, kernel, service_kinds: dict, item_limits: dict) -> int:
-        HostGateway(kernel, self.host_id, self.handlers, service_kinds, item_limits).pump()
-        return self.host_id
+    def serve(self, plan, kernel, host_id: int, service_kinds: dict, item_limits: dict) -> tuple[int, str, int]:
+        """Run this host's share of ``plan``; returns (host id, node id, threads still running)."""
+        handlers = plan.handlers()
+        if self.memory_limit_bytes:
+            base = _vm_data_bytes()
+            resource.setrlimit(resource.RLIMIT_DATA, (base + self.memory_limit_bytes, resource.RLIM_INFINITY))
+        gateway = HostGateway(kernel, host_id, handlers, service_kinds, item_limits)
+        gateway.pump()
+        return host_id, ray.get_runtime_context().get_node_id(), gateway.settle(2.0)
 
 
 def _vm_data_bytes() -> int:

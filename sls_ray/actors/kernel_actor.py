@@ -2,8 +2,10 @@
 
 The same ``SimKernel`` as in-process; only the hooks differ: a start or a reply goes into the
 outbox of the host that runs (or will run) the function, and each host long-polls its
-outbox. Which host runs a function never changes a virtual result, so hosts are chosen by
-load alone.
+outbox. As in-process, the thread that brings a batch handles, itself, every event the
+batch made safe and answers are ready before its call returns; the run loop only watches
+for the end and keeps the watchdog. Which host runs a function never changes a virtual
+result, so hosts are chosen by load alone.
 """
 from __future__ import annotations
 
@@ -13,33 +15,33 @@ import time
 import ray
 
 from sls_ray import simcall as sc
+from sls_ray.actors.function_host import FunctionHost
+from sls_ray.transport.local import service_tables
 
 
 class KernelCore:
-    """Plain class: kernel + per-host outboxes + the event loop (the actor wraps it)."""
+    """Plain class: kernel + per-host outboxes + the event loop (the actor wraps it).
 
-    def __init__(self, cfg_data: dict, n_hosts: int, watchdog_s: float, spawn=None) -> None:
-        from sls_ray.config import load_config
-        from sls_ray.runtime import build, make_kernel
-        from sls_ray.transport.local import service_tables
+    ``plan`` builds the kernel (runtime.RunPlan); ``spawn(host_id, memory_limit_bytes)``, in
+    isolated mode, starts a one-function host for each function.
+    """
 
-        self.cfg = load_config(data=cfg_data)
-        self.exp, self.profile = build(self.cfg)
+    def __init__(self, plan, n_hosts: int, watchdog_s: float, spawn=None) -> None:
         # one lock; the kernel loop and each host's long poll wait on their own condition so a
-        # batch wakes only the kernel and a reply only its host (no thundering herd)
+        # batch wakes only its own caller and a reply only its host (no thundering herd)
         self.cond = threading.Condition()
         self.host_cv: list[threading.Condition] = [threading.Condition(self.cond) for _ in range(n_hosts)]
         self.outbox: list[list] = [[] for _ in range(n_hosts)]
         self.load = [0] * n_hosts
         self.host_of: dict[int, int] = {}
         self.finished = False
+        self.failure: BaseException | None = None
         self.watchdog_s = watchdog_s
-        self.kernel = make_kernel(self.cfg, self.exp, self.profile, self)
-        self.service_kinds, self.item_limits = service_tables(self.kernel)
         self.batches = 0
-        #: isolated mode: spawn(host_id, memory_limit_bytes) starts a one-function host
         self.spawn = spawn
         self.isolated_hosts: dict[int, object] = {}
+        self.kernel = plan.kernel(self)
+        self.service_kinds, self.item_limits = service_tables(self.kernel)
 
     # -- hooks (called under self.cond by the kernel)
     def start(self, cmd: sc.StartCommand) -> None:
@@ -63,17 +65,23 @@ class KernelCore:
 
     # -- host-facing
     def exchange(self, host: int, batch: list, block: bool) -> tuple[list, bool]:
-        """Take a host's simcalls; return its replies and starts (waiting for some if ``block``)."""
+        """Take a host's simcalls, handle what they made safe; return the host's replies and
+        starts (waiting for some if ``block``) and whether the run is over."""
         with self.cond:
-            if batch:
+            if batch and self.failure is None:
                 self.batches += 1
-                for fid, t_ns, ops in batch:
-                    self.kernel.submit(fid, t_ns, ops)
-                    if ops and ops[-1].kind == sc.EXIT:
-                        self.load[self.host_of[fid]] -= 1
-                        if self.isolated_hosts.pop(host, None) is not None:
-                            self.outbox[host].append("stop")  # its only function ended
-                self.cond.notify()
+                try:
+                    for fid, t_ns, ops in batch:
+                        self.kernel.submit(fid, t_ns, ops)
+                        if ops and ops[-1].kind == sc.EXIT:
+                            self.load[self.host_of[fid]] -= 1
+                            if self.isolated_hosts.pop(host, None) is not None:
+                                self.outbox[host].append("stop")  # its only function ended
+                    if self.kernel.handle_ready():
+                        self.cond.notify()  # nothing can move any more: the loop ends the run
+                except BaseException as e:  # noqa: BLE001 (handed to the run loop, which raises it)
+                    self.failure = e
+                    self.cond.notify()
             while block and not self.outbox[host] and not self.finished:
                 self.host_cv[host].wait(timeout=1.0)
             msgs, self.outbox[host] = self.outbox[host], []
@@ -82,51 +90,69 @@ class KernelCore:
             return msgs, stop or (self.finished and not msgs)
 
     def run(self) -> str:
+        """Step until done or deadlocked; the watchdog ends a run with no simcall for watchdog_s."""
+        kernel = self.kernel
         with self.cond:
+            seen, quiet_since = -1, time.monotonic()
             while True:
-                status = self.kernel.step()
+                if self.failure is not None:
+                    self._finish()
+                    raise self.failure
+                status = kernel.step()
                 if status != "wait":
                     break
-                if not self.cond.wait(timeout=self.watchdog_s):
+                calls = kernel.counts["simcalls"]
+                if calls != seen:
+                    seen, quiet_since = calls, time.monotonic()
+                elif time.monotonic() - quiet_since >= self.watchdog_s:
                     status = "watchdog"
                     break
-            self.finished = True
-            for cv in self.host_cv:
-                cv.notify_all()
+                self.cond.wait(timeout=min(1.0, self.watchdog_s))
+            self._finish()
         return status
+
+    def _finish(self) -> None:
+        self.finished = True
+        for cv in self.host_cv:
+            cv.notify_all()
 
 
 @ray.remote(num_cpus=0)
 class KernelActor:
-    def __init__(self, cfg_data: dict, n_hosts: int, watchdog_s: float, isolated: bool = False) -> None:
-        self.cfg_data = cfg_data
-        self._serving: list = []
-        self.core = KernelCore(cfg_data, n_hosts, watchdog_s, self._spawn if isolated else None)
+    """Ray shell around KernelCore; one run at a time, and it stays warm for the next."""
+
+    def __init__(self) -> None:
+        self.core: KernelCore | None = None
+        self.plan = None
+        self._isolated: list = []
+
+    def open(self, plan, n_hosts: int, watchdog_s: float, isolated: bool = False) -> tuple[dict, dict]:
+        """Build the run's kernel; returns what function contexts must know of its services."""
+        self.plan = plan
+        self._isolated = []
+        self.core = KernelCore(plan, n_hosts, watchdog_s, self._spawn if isolated else None)
+        return self.core.service_kinds, self.core.item_limits
 
     def _spawn(self, host_id: int, memory_limit_bytes: int | None):
-        from sls_ray.actors.function_host import FunctionHost
-
         me = ray.get_runtime_context().current_actor
-        actor = FunctionHost.remote(self.cfg_data, host_id, memory_limit_bytes)
-        self._serving.append((actor, actor.serve.remote(me, self.core.service_kinds, self.core.item_limits)))
+        actor = FunctionHost.remote(memory_limit_bytes)
+        self._isolated.append((actor, actor.serve.remote(self.plan, me, host_id, self.core.service_kinds,
+                                                         self.core.item_limits)))
         return actor
-
-    def tables(self) -> tuple[dict, dict]:
-        return self.core.service_kinds, self.core.item_limits
 
     def exchange(self, host: int, batch: list, block: bool) -> tuple[list, bool]:
         return self.core.exchange(host, batch, block)
 
     def run(self):
         """Run to the end and return the RunResult (built here, where the kernel lives)."""
-        from sls_ray.runtime import collect
-
         t0 = time.perf_counter()
-        status = self.core.run()
-        result = collect(self.core.cfg, self.core.exp, self.core.profile, self.core.kernel, status,
-                         time.perf_counter() - t0, transport_name="ray")
-        result.experiment = None
-        result.summary["nondeterministic"]["kernel_batches"] = self.core.batches
-        for actor, _ in self._serving:
-            ray.kill(actor)
-        return result
+        core = self.core
+        try:
+            status = core.run()
+        finally:
+            for actor, _ in self._isolated:
+                ray.kill(actor)
+        wall = time.perf_counter() - t0
+        result = self.plan.result(core.kernel, status, wall, "ray")
+        result.summary["nondeterministic"]["kernel_batches"] = core.batches
+        return result  # the core stays until the next open: a host may still send its last batch

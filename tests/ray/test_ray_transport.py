@@ -2,10 +2,8 @@
 catches memory that accounting misses (docs/design.md, "Transports", "Memory")."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
@@ -57,39 +55,41 @@ def test_isolated_mode_fails_an_untracked_allocation_with_the_memory_error(ray_s
     assert set(local.invocations["status"]) == {"ok"}
 
 
-CLUSTER_SCRIPT = textwrap.dedent("""
-    import os, json
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    import ray
-    from ray.cluster_utils import Cluster
-    from sls_ray.config import load_config
-    from sls_ray.runtime import simulate
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    cluster.add_node(num_cpus=1)
-    try:
-        ray.init(address=cluster.address, log_to_driver=False)
-        nodes = len([n for n in ray.nodes() if n["Alive"]])
-        cfg = load_config(data=%r)
-        r = simulate(cfg)
-        print(json.dumps({"nodes": nodes, "hash": r.summary["trace_hash"], "status": r.summary["status"]}))
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
-""")
+def test_warm_actors_serve_the_next_run_with_the_same_result(ray_session):
+    from sls_ray.actors import ray_transport
+
+    first = simulate(_cfg("ray", 2, workers=6))
+    assert len(ray_transport._WARM) == 1  # the run ended cleanly: its actors wait for the next one
+    warm = next(iter(ray_transport._WARM.values()))
+    kernel, hosts = warm.kernel, list(warm.hosts)
+    second = simulate(_cfg("ray", 2, workers=6, service="s3"))
+    assert warm.kernel == kernel and warm.hosts[:2] == hosts[:2]  # the same actors ran it
+    assert second.summary["trace_hash"] == simulate(_cfg("local", workers=6, service="s3")).summary["trace_hash"]
+    assert first.summary["trace_hash"] == simulate(_cfg("local", workers=6)).summary["trace_hash"]
+    ray_transport.release_warm_actors()
+    assert not ray_transport._WARM
 
 
-@pytest.mark.cluster
-def test_two_node_cluster_gives_the_in_process_trace_hash():
-    data = _cfg("ray", 2).model_dump(mode="json")
-    local = simulate(_cfg("local"))
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    env.pop("RAY_ADDRESS", None)
-    out = subprocess.run([sys.executable, "-c", CLUSTER_SCRIPT % data], capture_output=True, text=True,
-                         timeout=240, env=env)
+def test_inline_handlers_run_on_ray_with_their_closures(ray_session):
+    from sls_ray.runtime import simulate_handlers
+
+    scale = 3.0  # captured by the handler: travels with the plan
+
+    def main(ctx, p):
+        s3 = ctx.storage("s3")
+        s3.put("x", [scale * i for i in range(4)])
+        ctx.log("got", total=sum(s3.get_each(["x", "x"])[1]))
+
+    runs = [simulate_handlers({"main": main}, ("main", None), services=["s3"], run={"transport": t})
+            for t in ("local", "ray")]
+    assert runs[1].metric("got")["total"].iloc[0] == 18.0
+    assert runs[0].summary["trace_hash"] == runs[1].summary["trace_hash"]
+
+
+def test_the_actors_never_import_the_runtime():
+    """runtime -> actors only: the actors get a RunPlan instead (no import cycle, lazy or not)."""
+    code = ("import sys, sls_ray.actors.ray_transport, sls_ray.actors.kernel_actor, sls_ray.actors.function_host; "
+            "print('sls_ray.runtime' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    import json
-
-    got = json.loads(out.stdout.strip().splitlines()[-1])
-    assert got["nodes"] == 2
-    assert got["status"] == "ok"
-    assert got["hash"] == local.summary["trace_hash"]
+    assert out.stdout.strip() == "False"
