@@ -65,6 +65,8 @@ class ChainRunner:
         self.hooks = hooks
         self.metrics = metrics
         self.counts = counts
+        #: (fid, t0, t1): when a function was blocked on storage requests (storage_waits.csv)
+        self.storage_waits: list[tuple[int, int, int]] = []
 
     def connect(self, lifecycle: FunctionLifecycle, storage: StorageCalls) -> None:
         self.lifecycle = lifecycle
@@ -113,6 +115,7 @@ class ChainRunner:
             elif kind == sc.AWAIT:
                 if not all(i in rec.futures for i in op.args):
                     rec.awaiting = (op.args, t)
+                    rec.wait_from = t
                     rec.blocked_on = f"await of {len(op.args)} async requests"
                     return
                 t, value = self.storage.collect_futures(rec, op.args, t)
@@ -145,6 +148,14 @@ class ChainRunner:
         if rec.state == DONE or self.gone(rec, t):
             return
         rec.blocked_on = ""
+        if rec.wait_from is not None:  # a storage request (or an await of some) answered
+            waits, i = self.storage_waits, rec.wait_index
+            if i is not None and waits[i][2] >= rec.wait_from:
+                waits[i] = (rec.fid, waits[i][1], t)  # back to back with the previous one: one interval
+            else:
+                rec.wait_index = len(waits)
+                waits.append((rec.fid, rec.wait_from, t))
+            rec.wait_from = None
         if error is not None:
             # a failed lazy operation surfaces at the blocking call that carried it
             exit_op = next((o for o in rec.chain if o.kind == sc.EXIT), None)

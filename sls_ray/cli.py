@@ -143,6 +143,10 @@ def _plot(directory: Path) -> list[Path]:
     from sls_ray.experiment import experiment_class
 
     directory = Path(directory)
+    if (directory / "whatif.csv").exists():
+        from sls_ray.whatif import plot_whatif
+
+        return [plot_whatif(directory)]
     if (directory / "sweep.csv").exists():
         first = sorted(directory.glob("point-*/config.yaml"))
         if not first:
@@ -150,8 +154,12 @@ def _plot(directory: Path) -> list[Path]:
         kind = yaml.safe_load(first[0].read_text())["experiment"]
         return experiment_class(kind).plot_sweep(directory, pd.read_csv(directory / "sweep.csv"))
     if (directory / "config.yaml").exists():
+        from sls_ray.experiment import EXPERIMENTS
+        from sls_ray.timeline import draw_timeline
+
         kind = yaml.safe_load((directory / "config.yaml").read_text())["experiment"]
-        return experiment_class(kind).plot(directory)
+        own = experiment_class(kind).plot(directory) if kind in EXPERIMENTS else []  # 'inline': handlers only
+        return own + [draw_timeline(directory)]
     _fail(f"{directory}: not a result directory (no config.yaml or sweep.csv); pass a run's or a sweep's --out")
     return []
 
@@ -191,6 +199,50 @@ def list_() -> None:
     for p in sorted((PROFILE_DIR.parent).rglob("*.yaml")):
         if p.parent != PROFILE_DIR:
             out.print(f"  {p.relative_to(PROFILE_DIR.parent.parent)}")
+
+
+@app.command()
+def whatif(config: str = typer.Argument(..., help="experiment config (YAML)"),
+           profiles: str = typer.Option(..., "--profiles", help="platform profiles, e.g. aws_2020,aws_2026"),
+           grid: Optional[List[str]] = typer.Option(None, "--grid", help="e.g. workers=10,50 (default: the "
+                                                                          "config's sweep: section, else one run)"),
+           set_: Optional[List[str]] = typer.Option(None, "--set", help="override applied to every run"),
+           out: Optional[Path] = typer.Option(None, "--out", help="what-if directory"),
+           serial: bool = typer.Option(False, "--serial", help="run points one by one in this process")) -> None:
+    """Run the same experiment under each platform profile and draw them side by side (resumable)."""
+    from sls_ray.whatif import WHATIF, parse_profiles, plot_whatif, run_whatif
+
+    out = out or Path("runs") / f"whatif-{Path(config).stem}"
+    t0 = time.perf_counter()
+    try:
+        names = parse_profiles(profiles)
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), console=console, transient=True) as bar:
+            task = bar.add_task("what-if points", total=None)
+
+            def on_point(profile: str, done: int, total: int) -> None:
+                bar.update(task, description=f"{profile}", completed=done, total=total)
+
+            table = run_whatif(config, names, list(grid or []), list(set_ or []), out, on_point, parallel=not serial)
+    except ConfigError as e:
+        _fail(str(e))
+    console.print(f"{len(table)} runs under {', '.join(names)} -> {out / WHATIF} "
+                  f"({time.perf_counter() - t0:.1f}s real)")
+    console.print(f"figure: {plot_whatif(out)}")
+
+
+@app.command()
+def show(directory: Path = typer.Argument(..., help="a run directory (or a sweep point)")) -> None:
+    """One screen on a finished run: status, makespan, cost, failures, busiest storage operations, slowest functions."""
+    from sls_ray.timeline import summary_renderables
+
+    try:
+        parts = summary_renderables(directory)
+    except ConfigError as e:
+        _fail(str(e))
+    out = Console()
+    for part in parts:
+        out.print(part)
 
 
 def main() -> None:

@@ -49,6 +49,7 @@ class FunctionRecord:
     invocation: int
     deadline_ns: int
     cold: bool
+    init_ns: int
     caller: tuple[int, int] | None
     is_async: bool
     service: str
@@ -56,13 +57,15 @@ class FunctionRecord:
     __slots__ = (
         "fid", "handler", "state", "clock_ns", "start_ns", "chain", "seq", "blocked_on", "payload",
         "payload_size", "dead_ns", "dead_reason", "death_told", "end_ns", "status", "error", "nic", "flows",
-        "tickets", "flops_per_s", "vcpus", "futures", "awaiting", "each",
+        "tickets", "flops_per_s", "vcpus", "futures", "awaiting", "each", "wait_from", "wait_index",
     )
 
     def __init__(self, fid: int, handler: str, payload: Any = None, payload_size: int = 0) -> None:
         self.fid, self.handler = fid, handler
         self.state = STARTING
         self.clock_ns = self.start_ns = 0
+        self.wait_from: int | None = None  # since when it waits on a storage request (storage_waits.csv)
+        self.wait_index: int | None = None  # its latest entry there, extended by a back-to-back request
         self.chain: deque[sc.Op] = deque()
         self.seq = 0
         self.blocked_on = ""
@@ -90,7 +93,7 @@ class FunctionRecord:
 class LambdaFunction(FunctionRecord):
     """One attempt of one invocation: memory size, deadline, warm or cold, caller, retries."""
 
-    __slots__ = ("memory_mb", "attempt", "invocation", "deadline_ns", "cold", "caller", "is_async")
+    __slots__ = ("memory_mb", "attempt", "invocation", "deadline_ns", "cold", "init_ns", "caller", "is_async")
 
     service = ""  # not on a VM service
 
@@ -102,6 +105,7 @@ class LambdaFunction(FunctionRecord):
         self.attempt = attempt
         self.deadline_ns = 0
         self.cold = False
+        self.init_ns = 0  # the cold start (INIT phase) before start_ns; 0 for a warm start
         self.caller = None  # (fid, seq) of a synchronous caller, who gets the result
         self.is_async = True
 
@@ -119,6 +123,7 @@ class VmProcess(FunctionRecord):
     attempt = 0
     deadline_ns = INF_NS
     cold = False
+    init_ns = 0
     caller = None
     is_async = True
 
@@ -255,6 +260,7 @@ class FunctionLifecycle:
         self.counts["invocations"] += 1
         self.counts["cold_starts"] += rec.cold
         start = ta + self.invoker.start_latency_ns(rec.cold, invocation, attempt * 1000 + fid)
+        rec.init_ns = start - ta if rec.cold else 0
         timeout = min(self.handler_timeout.get(handler, self.fprof.default_timeout_s), self.fprof.max_duration_s)
         rec.nic = Link(f"fn{fid}", self.fprof.nic_mbs * 1e6)
         rec.vcpus = self.fprof.vcpus(memory)

@@ -76,6 +76,7 @@ class SimKernel:
         self.chains.connect(self.lifecycle, self.storage)
         self.lifecycle.connect(self.chains)
         self.functions: dict[int, FunctionRecord] = self.lifecycle.functions
+        self.storage_waits = self.chains.storage_waits  # (fid, t0, t1): blocked on storage requests
         self.invoke_one_way_ns = self.lifecycle.invoke_one_way_ns
         self.loop.lookahead_ns = self._lookahead()
 

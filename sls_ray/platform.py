@@ -53,6 +53,9 @@ class FunctionsProfile(Strict):
     price_per_gb_s: float = Field(0.0000166667, ge=0, description="USD per GB-second [doc]")
     price_per_request: float = Field(0.20e-6, ge=0, description="USD per invocation [doc]")
     billing_granularity_ms: float = Field(100.0, ge=0, description="duration rounded up to this (100 ms in 2020) [doc]")
+    bill_init: bool = Field(False, description="whether a cold start's INIT phase is billed as duration "
+                                                "(not for managed runtimes in 2020; for every function since "
+                                                "1 August 2025) [doc]")
     async_retries: int = Field(2, ge=0, description="retries of a failed asynchronous invocation [doc]")
     async_retry_delays_s: list[float] = Field([60.0, 120.0], description="delay before each async retry [doc][est]")
     throttle_backoff_s: float = Field(0.1, ge=0, description="first client backoff after a 429 [est]")

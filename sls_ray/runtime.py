@@ -280,14 +280,14 @@ def collect(cfg: ExperimentConfig, exp: Experiment, profile, kernel: SimKernel, 
     for rec in sorted(kernel.functions.values(), key=lambda r: r.fid):
         if rec.fid == DRIVER or rec.end_ns is None or rec.state != "done":
             continue
-        duration = rec.end_ns - rec.start_ns
+        duration = rec.end_ns - rec.start_ns + (rec.init_ns if fprof.bill_init else 0)
         rows.append({
             "id": rec.fid, "invocation": rec.invocation, "attempt": rec.attempt, "handler": rec.handler,
             "memory_mb": rec.memory_mb if not rec.is_vm else 0, "start_s": to_s(rec.start_ns),
             "end_s": to_s(rec.end_ns),
             "billed_ms": billed_ms(duration, fprof.billing_granularity_ms) if not rec.is_vm else 0.0,
             "cold": bool(rec.cold), "status": rec.status, "error": rec.error.split("\n")[0][:300],
-            "vm": rec.is_vm,
+            "vm": rec.is_vm, "init_s": to_s(rec.init_ns),
         })
     lambda_rows = [r for r in rows if not r["vm"]]
     end_ns = kernel.makespan_ns()
@@ -321,7 +321,7 @@ def collect(cfg: ExperimentConfig, exp: Experiment, profile, kernel: SimKernel, 
     if kernel.deadlock is not None:
         summary["deadlock"] = str(kernel.deadlock)
     inv = pd.DataFrame(rows, columns=["id", "invocation", "attempt", "handler", "memory_mb", "start_s", "end_s",
-                                      "billed_ms", "cold", "status", "error", "vm"])
+                                      "billed_ms", "cold", "status", "error", "vm", "init_s"])
     storage = pd.DataFrame(storage_rows)
     result = RunResult(resolved_config(cfg, exp, kernel.profile), summary, inv, storage, metrics, experiment=exp)
     summary.update(exp.check(StoredObjects(services)))
@@ -329,7 +329,7 @@ def collect(cfg: ExperimentConfig, exp: Experiment, profile, kernel: SimKernel, 
         reason = failure_reason(kernel, summary)
         if reason:
             summary["status"], summary["reason"] = "failed", reason
-    result.tables = exp.tables(result)
+    result.tables = {"storage_waits": storage_waits_frame(kernel), **exp.tables(result)}
     summary.update(exp.summary_extra(result))
     summary["trace_hash"] = trace_hash(result)
     summary["nondeterministic"] = {"host_wall_s": round(wall, 3), "transport": transport_name,
@@ -356,6 +356,22 @@ def failure_reason(kernel: SimKernel, summary: dict) -> str:
     if summary.get("correct") is False:
         return "the experiment's own check of its result failed (correct: false)"
     return ""
+
+
+def storage_waits_frame(kernel: SimKernel) -> pd.DataFrame:
+    """storage_waits.csv: when each function was blocked on storage requests (or an await of them),
+    back-to-back requests merged into one interval; a wait cut short by the function's death ends there."""
+    raw = list(kernel.storage_waits)
+    raw += [(r.fid, r.wait_from, r.dead_ns) for r in kernel.functions.values()
+            if r.wait_from is not None and r.dead_ns is not None and r.dead_ns >= r.wait_from]
+    merged: list[list[int]] = []
+    for fid, t0, t1 in sorted(raw):
+        if merged and merged[-1][0] == fid and t0 <= merged[-1][2]:
+            merged[-1][2] = max(merged[-1][2], t1)
+        else:
+            merged.append([fid, t0, t1])
+    return pd.DataFrame([{"id": fid, "t0_s": to_s(t0), "t1_s": to_s(t1)} for fid, t0, t1 in merged],
+                        columns=["id", "t0_s", "t1_s"])
 
 
 class StoredObjects:

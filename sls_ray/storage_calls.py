@@ -66,6 +66,7 @@ class StorageCalls:
                                                  f"known: {sorted(self.services)}"))
             return
         rec.blocked_on = f"{op.service}.{op.method}({op.args[0]!r})" if op.args else f"{op.service}.{op.method}"
+        rec.wait_from = t
         req = Request(rec.fid, seq, op.method, op.args, op.size, op.handle, t)
         t_arr = max(t + svc.one_way_ns(t), svc.ready_ns())
         self.loop.schedule(t_arr, RANK_ARRIVE, rec.fid, seq, lambda ta: self._arrive(rec, svc, req, ta, 0))

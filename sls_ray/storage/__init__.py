@@ -14,6 +14,7 @@ from sls_ray.errors import ConfigError
 #: kind -> "module:Class"; imported lazily so a broken plug-in fails only when used
 REGISTRY: dict[str, str] = {
     "s3": "sls_ray.storage.s3:S3",
+    "s3express": "sls_ray.storage.s3express:S3Express",
     "memcached": "sls_ray.storage.memcached:Memcached",
     "dynamodb": "sls_ray.storage.dynamodb:DynamoDB",
     "redis": "sls_ray.storage.redis:Redis",

@@ -35,6 +35,8 @@ class KVStore(Service):
     billing_class: ClassVar[dict[str, str]] = {
         "put": "PUT", "get": "GET", "delete": "DELETE", "exists": "GET", "list": "LIST", "mget": "GET",
     }
+    #: whether LIST returns keys in lexicographical order (S3 Express directory buckets do not)
+    lexicographic_list: ClassVar[bool] = True
 
     def __init__(self, name, config, env) -> None:
         super().__init__(name, config, env)
