@@ -1,9 +1,10 @@
 """The event loop: virtual clock, event queue, horizon and the causality check.
 
-Plain state, no I/O and no knowledge of functions or services (docs/design.md, "The
-kernel's parts"). Events are totally ordered by (time, rank, function id, sequence,
-counter); the counter advances only inside event handlers, which run in that order, so the
-order never depends on the real order in which messages reach the kernel.
+Plain state, no I/O and no knowledge of functions or services (docs/design.md §1). Events
+are totally ordered by (time, rank, function id, sequence, counter); the counter advances
+only inside event handlers, which run in that order, so the order never depends on the real
+order in which messages reach the kernel. The ``Outbox`` holds what events asked of the
+transport (start a function, deliver a reply) until the kernel forwards it.
 
 The *horizon* is min(clock of every running function) + lookahead: a running function can
 only affect shared state one lookahead after its clock, so an event below the horizon can

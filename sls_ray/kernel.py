@@ -1,6 +1,6 @@
 """The discrete-event kernel: one run's simulated platform, composed of plain parts.
 
-A plain-Python core with no I/O (docs/design.md, "The kernel's parts"). Functions run
+A plain-Python core with no I/O (docs/design.md §1, "The kernel"). Functions run
 elsewhere (threads, Ray hosts) and talk to it only through ``submit`` (a chain of simcalls
 stamped with the function's virtual time); it talks back through the transport's ``Hooks``
 (start a function, deliver a reply). ``SimKernel`` builds and wires its parts, each a plain
@@ -32,15 +32,7 @@ from sls_ray.chains import ChainRunner
 from sls_ray.errors import VirtualDeadlock
 from sls_ray.events import EventLoop, Hooks, Outbox  # noqa: F401  (Hooks is public here)
 from sls_ray.functions import (  # noqa: F401  (the records and the states are public here)
-    BLOCKED,
-    DONE,
-    DRIVER,
-    RUNNING,
-    STARTING,
-    FunctionLifecycle,
-    FunctionRecord,
-    LambdaFunction,
-    VmProcess,
+    BLOCKED, DONE, DRIVER, RUNNING, STARTING, FunctionLifecycle, FunctionRecord, LambdaFunction, VmProcess,
 )
 from sls_ray.invoker import Invoker
 from sls_ray.network import Flow, FlowNetwork
