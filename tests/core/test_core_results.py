@@ -37,7 +37,7 @@ def test_a_second_run_into_the_same_out_replaces_the_first_whole(tmp_path, sim):
     second = sim({"main": lambda ctx, p: None}, ("main", None))
     write_run(out, second)
     assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "invocations.csv", "storage.csv",
-                                                     "summary.json"]
+                                                     "storage_waits.csv", "summary.json"]
     assert json.loads((out / "summary.json").read_text())["trace_hash"] == second.summary["trace_hash"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no building or old directory left"
 
