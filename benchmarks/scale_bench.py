@@ -26,11 +26,11 @@ from sls_ray.runtime import simulate  # noqa: E402
 MiB = 2**20
 
 
-def config(workers: int, rounds: int, transport: str, hosts: int = 2):
+def config(workers: int, rounds: int, transport: str, hosts: int = 2, service: str = "memcached"):
     return load_config(data={
         "experiment": "allreduce",
         "profile": {"functions": {"cold_start_sigma": 0.0, "concurrency_limit": workers + 10}},
-        "params": {"workers": workers, "rounds": rounds, "floats": 16, "memory_mb": 256, "service": "s3",
+        "params": {"workers": workers, "rounds": rounds, "floats": 16, "memory_mb": 256, "service": service,
                    "gflop_per_round": 2.0},
         "run": {"transport": transport, "hosts": hosts, "watchdog_s": 1800}})
 
@@ -70,12 +70,13 @@ class Sampler(threading.Thread):
             time.sleep(0.25)
 
 
-def measure(label: str, workers: int, rounds: int, transport: str, hosts: int = 2) -> None:
+def measure(label: str, workers: int, rounds: int, transport: str, hosts: int = 2,
+            service: str = "memcached") -> None:
     base_rss = _status_kb("self", "VmRSS") * 1024
     sampler = Sampler(transport == "ray")
     sampler.start()
     t0 = time.perf_counter()
-    result = simulate(config(workers, rounds, transport, hosts))
+    result = simulate(config(workers, rounds, transport, hosts, service))
     wall = time.perf_counter() - t0
     sampler.stop.set()
     sampler.join()
@@ -87,7 +88,7 @@ def measure(label: str, workers: int, rounds: int, transport: str, hosts: int = 
     else:
         mem = sum(sampler.hosts.values())
         where = f"USS of {len(sampler.hosts)} host processes"
-    print(f"| {label} | {workers:,} | {s['status']} | {s['counts']['peak_concurrency']:,} | {calls:,} | "
+    print(f"| {label}, {service} | {workers:,} | {s['status']} | {s['counts']['peak_concurrency']:,} | {calls:,} | "
           f"{wall:.1f} | {wall / calls * 1e6:.0f} | {mem / MiB:.0f} ({where}) | {mem / workers / 1024:.0f} | "
           f"`{s['trace_hash']}` |", flush=True)
 
@@ -97,6 +98,9 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000,10000,20000", help="in-process worker counts")
     ap.add_argument("--cluster-size", type=int, default=20000, help="workers on the 2-node cluster (0: skip)")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--service", default="memcached",
+                    help="where the gradients meet: memcached (one multi-get for the leader) or s3 (W GETs: "
+                         "at 20,000 workers the leader's reads pass the 15-minute limit, a virtual deadlock)")
     args = ap.parse_args()
     print(f"# many functions — {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, {args.rounds} rounds\n")
@@ -104,7 +108,7 @@ def main() -> None:
           "real µs per simcall | memory MiB | KiB per function | trace hash |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for n in (int(x) for x in args.sizes.split(",") if x):
-        measure("in-process", n, args.rounds, "local")
+        measure("in-process", n, args.rounds, "local", service=args.service)
     if args.cluster_size:
         import ray
         from ray.cluster_utils import Cluster
@@ -113,8 +117,8 @@ def main() -> None:
         cluster.add_node(num_cpus=1)
         try:
             ray.init(address=cluster.address, log_to_driver=False)
-            measure("2-node cluster, warm-up", 100, 1, "ray")  # starts the actors
-            measure("2-node cluster, 2 hosts", args.cluster_size, args.rounds, "ray")
+            measure("2-node cluster, warm-up", 100, 1, "ray", service=args.service)  # starts the actors
+            measure("2-node cluster, 2 hosts", args.cluster_size, args.rounds, "ray", service=args.service)
         finally:
             ray.shutdown()
             cluster.shutdown()

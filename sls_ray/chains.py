@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 class Answers:
     """The answers of a declared sequence so far, and the bytes they brought against its budget."""
 
-    __slots__ = ("items", "nbytes", "budget")
+    __slots__ = ("budget", "items", "nbytes")
 
     def __init__(self, budget: int) -> None:
         self.items: list[tuple[Any, Any]] = []

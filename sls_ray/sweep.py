@@ -108,6 +108,15 @@ def _simulate_point(cfg):
     return result
 
 
+def _simulate_on_node(cfg):
+    """A point run as a Ray task; the node it ran on joins the summary's nondeterministic block."""
+    import ray
+
+    result = _simulate_point(cfg)
+    result.summary["nondeterministic"]["node"] = ray.get_runtime_context().get_node_id()
+    return result
+
+
 def _finished(point_dir: Path, data: dict) -> bool:
     """summary.json exists (written last) and the directory holds this very point, not one of an
     earlier sweep with another grid."""
@@ -161,7 +170,7 @@ def run_sweep(config_path: str, grid_items: list[str], sets: list[str], out: Pat
             from sls_ray.actors.ray_session import ensure_ray
 
             ensure_ray(address)
-            task = ray.remote(num_cpus=1, max_retries=0, scheduling_strategy="SPREAD")(_simulate_point)
+            task = ray.remote(num_cpus=1, max_retries=0, scheduling_strategy="SPREAD")(_simulate_on_node)
             pending = {task.remote(load_config(data=points[i][0])): i for i in todo}
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)

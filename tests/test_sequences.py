@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sls_ray.errors import KeyNotFound
 from sls_ray.runtime import simulate_handlers
 
 PROFILE = {
@@ -38,7 +39,7 @@ def reader(use_each: bool, sizes: list[int], missing: int | None = None):
         keys = [f"k{i}" if i != missing else "nope" for i in range(len(sizes))]
         try:
             got = s3.get_each(keys) if use_each else [s3.get(k) for k in keys]
-        except Exception as e:  # a missing key fails the read that names it, at its instant
+        except KeyNotFound as e:  # a missing key fails the read that names it, at its instant
             ctx.log("error", error=type(e).__name__, t=ctx.now)
             return -1.0
         ctx.log("read", t=ctx.now, total=float(sum(v.sum() for v in got)), n=len(got))

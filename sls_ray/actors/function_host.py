@@ -37,7 +37,7 @@ class _Slot:
     """Where a function thread waits for its answer: a bare lock, held until the answer is in
     (one C call each way, against a Condition and two locks for a ``threading.Event``)."""
 
-    __slots__ = ("ready", "reply", "answered")
+    __slots__ = ("answered", "ready", "reply")
 
     def __init__(self) -> None:
         self.ready = threading.Lock()

@@ -65,10 +65,11 @@ class LocalCluster:
 
     def __init__(self, tmp: Path) -> None:
         self.env = cluster_env()
-        self.nodes: list[subprocess.Popen] = []
+        self.nodes: list[subprocess.Popen] = []  # every node started, failed tries included
+        self.head: subprocess.Popen | None = None
         self.logs = tmp
-        self.port = free_ports(1)[0]
-        self.address = f"127.0.0.1:{self.port}"
+        self.port = 0
+        self.address = ""
 
     def _node(self, name: str, args: list[str]) -> None:
         agent, grpc, metrics, env_agent, manager, objects = free_ports(6)
@@ -76,16 +77,26 @@ class LocalCluster:
                f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={grpc}",
                f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={env_agent}",
                f"--node-manager-port={manager}", f"--object-manager-port={objects}", *args]
-        log = open(self.logs / f"{name}.log", "w")
-        self.nodes.append(subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                           start_new_session=True))
+        with open(self.logs / f"{name}.log", "w") as log:  # the node keeps its own copy of the descriptor
+            self.nodes.append(subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                               start_new_session=True))
 
     def start(self) -> None:
-        client = free_ports(1)[0]
-        self._node("head", ["--head", f"--port={self.port}",
-                            "--include-dashboard=false", f"--ray-client-server-port={client}"])
-        self._wait_nodes(1)
-        for attempt in range(3):  # a loaded machine can pass Ray's fixed 30 s node start-up limit
+        # a loaded machine can pass Ray's fixed 30 s node start-up limit: each node gets 3 tries
+        for attempt in range(3):
+            self.port, client = free_ports(2)
+            self.address = f"127.0.0.1:{self.port}"
+            self._node(f"head{attempt}", ["--head", f"--port={self.port}", "--include-dashboard=false",
+                                          f"--ray-client-server-port={client}"])
+            self.head = self.nodes[-1]
+            try:
+                self._wait_nodes(1)
+                break
+            except NodeExited:
+                continue
+        else:
+            raise RuntimeError(f"the head did not start in 3 attempts: {self.tail()}")
+        for attempt in range(3):
             self._node(f"worker{attempt}", [f"--address={self.address}"])
             try:
                 self._wait_nodes(2)
@@ -95,14 +106,14 @@ class LocalCluster:
         raise RuntimeError(f"the second node did not start in 3 attempts: {self.tail()}")
 
     def _wait_nodes(self, n: int, timeout_s: float = 180.0) -> None:
-        code = ("import ray; ray.init(address=%r, log_to_driver=False); "
-                "print(sum(1 for x in ray.nodes() if x['Alive']))" % self.address)
+        code = (f"import ray; ray.init(address={self.address!r}, log_to_driver=False); "
+                "print(sum(1 for x in ray.nodes() if x['Alive']))")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in (self.nodes[0], self.nodes[-1])):  # the head, the newest
+            if any(p.poll() is not None for p in (self.head, self.nodes[-1])):  # the head, the newest node
                 raise NodeExited(f"a ray node exited: {self.tail()}")
             out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True,
-                                 timeout=120)
+                                 timeout=120, check=False)
             if out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == [str(n)]:
                 return
             time.sleep(1.0)
@@ -141,7 +152,7 @@ def cluster(tmp_path_factory):
 
 def sls_ray(cluster: LocalCluster, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sls_ray.cli", *args], env=cluster.env, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, check=False)
 
 
 def test_sls_ray_run_on_two_nodes_is_bit_identical_to_in_process(cluster, tmp_path):
@@ -189,6 +200,7 @@ def test_sls_ray_sweep_spreads_points_over_the_cluster_and_resumes_after_an_inte
     sweep = pd.read_csv(out / "sweep.csv")
     assert sorted(sweep["params.workers"]) == [40, 41, 42, 43, 44, 45]
     assert (sweep["status"] == "ok").all()
+    assert sweep["nondeterministic.node"].nunique() == 2  # the points ran on both nodes
     for workers, got in zip(sweep["params.workers"], sweep["trace_hash"]):
         data = {**POINT, "params": {**POINT["params"], "rounds": 4, "workers": int(workers)}}
         assert got == simulate(load_config(data=data)).summary["trace_hash"]

@@ -90,6 +90,6 @@ def test_the_actors_never_import_the_runtime():
     """runtime -> actors only: the actors get a RunPlan instead (no import cycle, lazy or not)."""
     code = ("import sys, sls_ray.actors.ray_transport, sls_ray.actors.kernel_actor, sls_ray.actors.function_host; "
             "print('sls_ray.runtime' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "False"
