@@ -1,54 +1,50 @@
-"""The discrete-event kernel: virtual clock, event queue, horizon, deadlock, entry points.
+"""The discrete-event kernel: one run's simulated platform, composed of plain parts.
 
-A plain-Python core with no I/O (docs/design.md). Functions run elsewhere (threads, Ray
-hosts) and talk to it only through ``submit`` (a chain of simcalls stamped with the
-function's virtual time). The kernel handles an event only once its time is below the
-*horizon* = min(clock of every RUNNING function) + lookahead, where lookahead is the
-smallest one-way latency of any service or of the Invoke API: a running function can only
-affect shared state at its clock plus one such latency, so nothing can land in the past.
-Events are totally ordered by (time, rank, function id, sequence, counter); the counter
-advances only inside event handlers, which run in that order, so results never depend on
-the real order in which messages arrive.
+A plain-Python core with no I/O (docs/design.md §1, "The kernel"). Functions run
+elsewhere (threads, Ray hosts) and talk to it only through ``submit`` (a chain of simcalls
+stamped with the function's virtual time); it talks back through the transport's ``Hooks``
+(start a function, deliver a reply). ``SimKernel`` builds and wires its parts, each a plain
+object with its dependencies passed in:
 
-``SimKernel`` is this event loop plus three parts, each in its own module:
+- ``events.EventLoop``: clock, event queue, horizon, causality check; the ``Outbox`` of
+  what events asked of the transport, which the kernel forwards after each event;
+- ``chains.ChainRunner``: a function's chain of simcalls, run op by op, and its answer;
+- ``storage_calls.StorageCalls``: a storage request from arrival to reply (flows, commits,
+  retries, parked requests, futures);
+- ``functions.FunctionLifecycle``: the records (``LambdaFunction``, ``VmProcess``) and
+  invoke, start, deadline, death, exit, retry;
+- ``invoker.Invoker`` (warm pool, concurrency, cold starts), ``network.FlowNetwork``
+  (transfers) and the storage services (``storage/``), which are plain state.
 
-- ``chains.py``: running a function's chain of simcalls and answering it;
-- ``storage_calls.py``: a storage request from arrival to reply (flows, commits, retries);
-- ``functions.py``: ``FunctionRecord`` and the lifecycle (invoke, start, die, exit, retry).
-
-Storage state lives in ``storage/`` (one stand-in per service), transfers in ``network.py``,
-the warm pool and cold starts in ``invoker.py``.
+The kernel handles an event only once its time is below the *horizon* = min(clock of every
+RUNNING function) + lookahead, where lookahead is the smallest one-way latency of any service
+or of the Invoke API: a running function can only affect shared state at its clock plus one
+such latency, so nothing can land in the past. Events are totally ordered by (time, rank,
+function id, sequence, counter); the counter advances only inside event handlers, which run
+in that order, so results never depend on the real order in which messages arrive.
 """
 from __future__ import annotations
 
-import heapq
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from sls_ray import simcall as sc
 from sls_ray.chains import ChainRunner
 from sls_ray.errors import VirtualDeadlock
-from sls_ray.functions import (  # noqa: F401  (FunctionRecord and the states are public here)
-    BLOCKED, DONE, DRIVER, RUNNING, STARTING, FunctionLifecycle, FunctionRecord,
+from sls_ray.events import EventLoop, Hooks, Outbox  # noqa: F401  (Hooks is public here)
+from sls_ray.functions import (  # noqa: F401  (the records and the states are public here)
+    BLOCKED, DONE, DRIVER, RUNNING, STARTING, FunctionLifecycle, FunctionRecord, LambdaFunction, VmProcess,
 )
 from sls_ray.invoker import Invoker
 from sls_ray.network import Flow, FlowNetwork
 from sls_ray.platform import PlatformProfile
 from sls_ray.storage import build_services
-from sls_ray.storage.base import Service
+from sls_ray.storage.base import Outcome, Service, Ticket
 from sls_ray.storage_calls import StorageCalls
-from sls_ray.vtime import FID_NETWORK, INF_NS, RANK_ARRIVE, RANK_COMMIT, to_ns
+from sls_ray.vtime import FID_NETWORK, RANK_COMMIT, to_ns
 
 
-class Hooks(Protocol):
-    """What a transport gives the kernel: start a function, answer a blocked one."""
-
-    def start(self, cmd: sc.StartCommand) -> None: ...
-
-    def deliver(self, fid: int, reply: sc.Reply) -> None: ...
-
-
-class SimKernel(ChainRunner, StorageCalls, FunctionLifecycle):
-    """The whole simulated platform for one run; this module holds its event loop."""
+class SimKernel:
+    """The whole simulated platform for one run: its parts, wired, and the transport's entry points."""
 
     def __init__(self, profile: PlatformProfile, seed: int, hooks: Hooks,
                  handler_memory: dict[str, int] | None = None,
@@ -57,27 +53,24 @@ class SimKernel(ChainRunner, StorageCalls, FunctionLifecycle):
         self.fprof = profile.functions
         self.seed = seed
         self.hooks = hooks
-        self.handler_memory = handler_memory or {}
-        self.handler_timeout = handler_timeout or {}
-        self._heap: list = []
-        self._ctr = 0
-        self._progress = 0  # non-passive events in the heap
-        self.now_ns = 0
-        self.functions: dict[int, FunctionRecord] = {}
-        self._clocks: list[tuple[int, int, int]] = []
-        self._next_fid = DRIVER
+        self.loop = EventLoop()
+        self.outbox = Outbox()
+        self.counts = {"invocations": 0, "cold_starts": 0, "throttles": 0, "simcalls": 0, "ops": 0,
+                       "retries": 0, "duplicates": 0}
+        self.metrics: list[tuple] = []
         self.services: dict[str, Service] = build_services(profile, self)
         self.network = FlowNetwork(self._schedule_flow)
         self.invoker = Invoker(self.fprof, seed)
-        self.invoke_one_way_ns = to_ns(self.fprof.invoke_latency_s / 2)
-        self.lookahead_ns = self._lookahead()
-        self.metrics: list[tuple] = []
-        self.storage_waits: list[tuple[int, int, int]] = []  # (fid, t0, t1): blocked on storage requests
-        self.counts = {"invocations": 0, "cold_starts": 0, "throttles": 0, "simcalls": 0, "ops": 0,
-                       "retries": 0, "duplicates": 0}
-        self.deadlock: VirtualDeadlock | None = None
-        self._faults_applied: list[dict] = []
-        self.entry_invocation: int | None = None  # the driver's invocation (invoke_entry)
+        self.chains = ChainRunner(self.loop, self.outbox, self.metrics, self.counts)
+        self.storage = StorageCalls(self.loop, self.services, self.network, self.invoker, self.counts, self.chains)
+        self.lifecycle = FunctionLifecycle(self.loop, self.outbox, self.fprof, seed, self.invoker, self.network,
+                                           self.services, self.counts, handler_memory, handler_timeout)
+        self.chains.connect(self.lifecycle, self.storage)
+        self.lifecycle.connect(self.chains)
+        self.functions: dict[int, FunctionRecord] = self.lifecycle.functions
+        self.storage_waits = self.chains.storage_waits  # (fid, t0, t1): blocked on storage requests
+        self.invoke_one_way_ns = self.lifecycle.invoke_one_way_ns
+        self.loop.lookahead_ns = self._lookahead()
 
     def _lookahead(self) -> int:
         """The shortest one-way latency any request of this run can have, faults included.
@@ -98,47 +91,48 @@ class SimKernel(ChainRunner, StorageCalls, FunctionLifecycle):
         return max(1, min(one_ways))
 
     # ------------------------------------------------------------------ events
+    @property
+    def now_ns(self) -> int:
+        return self.loop.now_ns
+
+    @now_ns.setter
+    def now_ns(self, t_ns: int) -> None:
+        self.loop.now_ns = t_ns
+
+    @property
+    def lookahead_ns(self) -> int:
+        return self.loop.lookahead_ns
+
+    @property
+    def deadlock(self) -> VirtualDeadlock | None:
+        return self.lifecycle.deadlock
+
+    @property
+    def entry_invocation(self) -> int | None:
+        return self.lifecycle.entry_invocation
+
     def schedule(self, t_ns: int, rank: int, fid: int, seq: int, fn: Callable[[int], None],
                  passive: bool = False) -> None:
-        """Queue ``fn(t)``; ``passive`` events (deadlines) do not count as progress.
+        """Queue ``fn(t)`` on the event loop (the ``ServiceEnv`` side services and faults use)."""
+        self.loop.schedule(t_ns, rank, fid, seq, fn, passive)
 
-        An event before the clock would change a past the kernel already acted on: the
-        outcome would depend on thread timing, so it is refused as a kernel error.
-        """
-        if t_ns < self.now_ns:
-            raise RuntimeError(f"causality: an event for t={t_ns} ns (fid {fid}, rank {rank}) was scheduled "
-                               f"after the kernel's clock reached t={self.now_ns} ns; the lookahead "
-                               f"({self.lookahead_ns} ns) is larger than some latency of this run")
-        self._ctr += 1  # unique, so the order never reaches fn
-        heapq.heappush(self._heap, (t_ns, rank, fid, seq, self._ctr, fn, passive))
-        if not passive:
-            self._progress += 1
+    def resume(self, ticket: Ticket, t_ns: int, outcome: Outcome) -> None:
+        """A service answers a parked request (the ``ServiceEnv`` protocol, storage/base.py)."""
+        self.storage.resume(ticket, t_ns, outcome)
 
     def _schedule_flow(self, t_ns: int, flow: Flow, version: int) -> None:
-        self.schedule(t_ns, RANK_COMMIT, FID_NETWORK, flow.id, lambda t: self.network.complete(flow, version, t))
+        self.loop.schedule(t_ns, RANK_COMMIT, FID_NETWORK, flow.id, lambda t: self.network.complete(flow, version, t))
+
+    def _forward(self) -> None:
+        """Hand the transport what the last event (or chain) asked of it."""
+        if self.outbox.messages:
+            self.outbox.forward(self.hooks)
 
     def horizon(self) -> int:
-        clocks = self._clocks
-        while clocks:
-            clock, fid, version = clocks[0]
-            rec = self.functions[fid]
-            if rec.version == version and rec.state == RUNNING:
-                return clock + self.lookahead_ns
-            heapq.heappop(clocks)
-        return INF_NS
-
-    def _set_running(self, rec: FunctionRecord, t_ns: int) -> None:
-        rec.state = RUNNING
-        rec.clock_ns = t_ns
-        rec.version += 1
-        heapq.heappush(self._clocks, (t_ns, rec.fid, rec.version))
-
-    def _set_blocked(self, rec: FunctionRecord) -> None:
-        rec.state = BLOCKED
-        rec.version += 1
+        return self.loop.horizon()
 
     def running_count(self) -> int:
-        return sum(1 for r in self.functions.values() if r.state == RUNNING)
+        return self.loop.running_count()
 
     def step(self, max_events: int = 1 << 30) -> str:
         """Handle every event below the horizon.
@@ -152,8 +146,10 @@ class SimKernel(ChainRunner, StorageCalls, FunctionLifecycle):
         if self.deadlock is not None:
             return "deadlock"
         if any(r.state == BLOCKED for r in self.functions.values()):
-            return self._declare_deadlock()
-        self._heap.clear()
+            self.lifecycle.declare_deadlock()
+            self._forward()
+            return "deadlock"
+        self.loop.clear()
         return "done"
 
     def handle_ready(self, max_events: int = 1 << 30) -> bool:
@@ -163,48 +159,12 @@ class SimKernel(ChainRunner, StorageCalls, FunctionLifecycle):
         whether the run is done or deadlocked. A transport may call this from any thread
         that holds its lock (the in-process one does, right after each simcall).
         """
-        heap = self._heap
-        n = 0
-        while n < max_events:
-            h = self.horizon()
-            if h == INF_NS and self._progress == 0:
-                return True
-            if not heap or heap[0][0] >= h:
-                return False
-            t, _, _, _, _, fn, passive = heapq.heappop(heap)
-            if not passive:
-                self._progress -= 1
-            self.now_ns = t
-            fn(t)
-            n += 1
-        return False
-
-    def _declare_deadlock(self) -> str:
-        blocked = [r for r in self.functions.values() if r.state == BLOCKED]
-        lines = [f"fid {r.fid} ({r.handler}) since t={r.clock_ns / 1e9:.3f}s waiting on {r.blocked_on}"
-                 for r in blocked]
-        self.deadlock = VirtualDeadlock(
-            f"virtual deadlock at t={self.now_ns / 1e9:.3f}s: {len(blocked)} functions wait on events "
-            f"no one will cause:\n  " + "\n  ".join(lines[:50]))
-        for r in blocked:
-            self._die(r, self.now_ns, "VirtualDeadlock", f"blocked forever on {r.blocked_on}")
-        # no event runs after this: record each one now (ended and billed at the deadlock's time)
-        for r in blocked:
-            self._exit(r, self.now_ns, sc.Op(sc.EXIT))
-        return "deadlock"
+        return self.loop.run_ready(max_events, after=self._forward)
 
     # ------------------------------------------------------------------ entry points
     def invoke_entry(self, handler: str, payload: Any, payload_size: int, memory_mb: int | None = None) -> None:
         """The experiment's first invocation, made by the driver at t = 0."""
-        driver = FunctionRecord(DRIVER, "<driver>", 0)
-        driver.state = DONE
-        self.functions[DRIVER] = driver
-        op = sc.Op(sc.INVOKE, args=(handler, False, memory_mb), size=payload_size, handle=payload)
-        self._next_fid += 1
-        self.entry_invocation = invocation = self._next_fid
-        self.schedule(0, RANK_ARRIVE, DRIVER, 0,
-                      lambda t: self._lambda_arrive(t, driver, 0, op, attempt=0, tries=0, accepted=True,
-                                                    invocation=invocation))
+        self.lifecycle.invoke_entry(handler, payload, payload_size, memory_mb)
 
     def submit(self, fid: int, t_ns: int, ops: list[sc.Op]) -> None:
         """A function's chain of simcalls, issued at its virtual time ``t_ns``."""
@@ -215,20 +175,18 @@ class SimKernel(ChainRunner, StorageCalls, FunctionLifecycle):
             if not ops or ops[-1].kind != sc.EXIT:
                 self.hooks.deliver(fid, sc.Reply(rec.end_ns or 0, error=(rec.status, rec.error)))
             return
-        self.counts["simcalls"] += 1
-        self.counts["ops"] += len(ops)
-        self._set_blocked(rec)
-        rec.chain.extend(ops)
-        # even if the kernel already handled this function's death, operations issued before
-        # that instant still run (their remote effects land after it and are dropped): the
-        # outcome cannot depend on whether the death or this chain reached the kernel first
-        self._advance(rec, max(t_ns, rec.clock_ns))
+        self.chains.submit(rec, t_ns, ops)
+        self._forward()
+
+    def kill(self, fid: int, t: int, reason: str = "fault plan") -> bool:
+        """Kill a running or blocked function at t (a fault); False when there is none to kill."""
+        return self.lifecycle.kill(fid, t, reason)
 
     # ------------------------------------------------------------------ faults
     def apply_faults(self, faults: list) -> None:
         for i, fault in enumerate(faults):
             fault.install(self, i)
-        self.lookahead_ns = self._lookahead()  # a speed-up fault shortens the latencies to respect
+        self.loop.lookahead_ns = self._lookahead()  # a speed-up fault shortens the latencies to respect
 
     # ------------------------------------------------------------------ results
     def makespan_ns(self) -> int:

@@ -357,6 +357,8 @@ def failure_reason(kernel: SimKernel, summary: dict) -> str:
     if summary.get("correct") is False:
         return "the experiment's own check of its result failed (correct: false)"
     return ""
+
+
 def storage_waits_frame(kernel: SimKernel) -> pd.DataFrame:
     """storage_waits.csv: when each function was blocked on storage requests (or an await of them),
     back-to-back requests merged into one interval; a wait cut short by the function's death ends there."""

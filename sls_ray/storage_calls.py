@@ -12,17 +12,33 @@ and the service's link (network.py).
 Asynchronous requests (``get_async``/``put_async``) run the same way while the function goes
 on; their answers wait under a future id until an AWAIT collects them.
 
-``StorageCalls`` is one part of ``SimKernel`` (kernel.py).
+``StorageCalls`` is one part of ``SimKernel`` (kernel.py): it queues events on the loop and
+answers functions through the chain runner (``finish_op``), which it is given.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from sls_ray import simcall as sc
+from sls_ray.events import EventLoop
 from sls_ray.functions import DONE, FunctionRecord
-from sls_ray.network import Flow
-from sls_ray.storage.base import Done, Fail, Outcome, Park, Request, Service, Throttle, Ticket, Upload
+from sls_ray.invoker import Invoker
+from sls_ray.network import Flow, FlowNetwork
+from sls_ray.storage.base import (
+    Done,
+    Fail,
+    Outcome,
+    Park,
+    Request,
+    Service,
+    Throttle,
+    Ticket,
+    Upload,
+)
 from sls_ray.vtime import RANK_ARRIVE, RANK_COMMIT
+
+if TYPE_CHECKING:
+    from sls_ray.chains import ChainRunner
 
 
 class Waiter(NamedTuple):
@@ -37,36 +53,43 @@ class Waiter(NamedTuple):
 class StorageCalls:
     """Storage requests, blocking and asynchronous, from arrival to reply (a part of SimKernel).
 
-    From the kernel it uses ``schedule``, ``services``, ``network``, ``invoker`` (client
-    retry backoff) and ``counts``; from chains.py ``_finish_op`` and ``_gone``. ``resume`` is
-    the kernel's side of the ``ServiceEnv`` protocol (storage/base.py).
+    Its dependencies: the event loop, the services, the flow network, the invoker (a
+    client's retry backoff), the run's counters, and the chain runner that answers a
+    function (``finish_op``, ``gone``). ``resume`` is the kernel's side of the
+    ``ServiceEnv`` protocol (storage/base.py).
     """
 
-    services: dict[str, Service]
-    counts: dict[str, int]
+    def __init__(self, loop: EventLoop, services: dict[str, Service], network: FlowNetwork, invoker: Invoker,
+                 counts: dict[str, int], chains: ChainRunner) -> None:
+        self.loop = loop
+        self.services = services
+        self.network = network
+        self.invoker = invoker
+        self.counts = counts
+        self.chains = chains
 
-    def _storage_request(self, rec: FunctionRecord, seq: int, op: sc.Op, t: int) -> None:
+    def request(self, rec: FunctionRecord, seq: int, op: sc.Op, t: int) -> None:
         svc = self.services.get(op.service)
         if svc is None:
-            self._finish_op(rec, t, error=("NotSupported", f"no storage service named '{op.service}'; "
-                                           f"known: {sorted(self.services)}"))
+            self.chains.finish_op(rec, t, error=("NotSupported", f"no storage service named '{op.service}'; "
+                                                 f"known: {sorted(self.services)}"))
             return
         rec.blocked_on = f"{op.service}.{op.method}({op.args[0]!r})" if op.args else f"{op.service}.{op.method}"
         rec.wait_from = t
         req = Request(rec.fid, seq, op.method, op.args, op.size, op.handle, t)
         t_arr = max(t + svc.one_way_ns(t), svc.ready_ns())
-        self.schedule(t_arr, RANK_ARRIVE, rec.fid, seq, lambda ta: self._arrive(rec, svc, req, ta, 0))
+        self.loop.schedule(t_arr, RANK_ARRIVE, rec.fid, seq, lambda ta: self._arrive(rec, svc, req, ta, 0))
 
     def _arrive(self, rec: FunctionRecord, svc: Service, req: Request, ta: int, tries: int,
                 fut: int | None = None) -> None:
-        if self._gone(rec, ta) or (fut is not None and rec.state == DONE):
+        if self.chains.gone(rec, ta) or (fut is not None and rec.state == DONE):
             return  # an async request outlives neither a death nor the function's return
         self._outcome(rec, svc, req, ta, svc.handle(ta, req), tries, fut)
 
     def _outcome(self, rec: FunctionRecord, svc: Service, req: Request, ta: int, out: Outcome, tries: int,
                  fut: int | None = None) -> None:
         back = svc.one_way_ns(ta)
-        finish = self._finish_op if fut is None else self._future_finisher(fut)
+        finish = self.chains.finish_op if fut is None else self._future_finisher(fut)
         if isinstance(out, Done):
             if out.nbytes > 0:
                 self._transfer(rec, svc, ta, out.nbytes,
@@ -75,7 +98,7 @@ class StorageCalls:
                 finish(rec, ta + back, out.value, out.handle)
         elif isinstance(out, Upload):
             def committed(tc: int) -> None:
-                if self._gone(rec, tc):
+                if self.chains.gone(rec, tc):
                     return
                 finish(rec, tc + back, out.commit(tc))
 
@@ -90,8 +113,8 @@ class StorageCalls:
                                               f"after {tries} client retries"))
                 return
             t_next = ta + back + self.invoker.backoff_ns(rec.fid * 7919 + req.seq, tries) + back
-            self.schedule(t_next, RANK_ARRIVE, rec.fid, req.seq,
-                          lambda t2: self._arrive(rec, svc, req, t2, tries + 1, fut))
+            self.loop.schedule(t_next, RANK_ARRIVE, rec.fid, req.seq,
+                               lambda t2: self._arrive(rec, svc, req, t2, tries + 1, fut))
         elif isinstance(out, Park):
             rec.tickets.append((svc, out.ticket))
             out.ticket.waiter = Waiter(rec, svc, req, fut)
@@ -101,12 +124,12 @@ class StorageCalls:
         rec, svc, req, fut = ticket.waiter
         if (svc, ticket) in rec.tickets:
             rec.tickets.remove((svc, ticket))
-        if self._gone(rec, t_ns):
+        if self.chains.gone(rec, t_ns):
             return
         self._outcome(rec, svc, req, t_ns, outcome, 0, fut)
 
     # ------------------------------------------------------------------ async storage requests
-    def _async_request(self, rec: FunctionRecord, seq: int, op: sc.Op, t: int) -> None:
+    def request_async(self, rec: FunctionRecord, seq: int, op: sc.Op, t: int) -> None:
         """Start a request the function does not wait for; its answer is kept under its id.
 
         The function goes on computing; an AWAIT later collects the answers, at the later of
@@ -120,7 +143,7 @@ class StorageCalls:
             return
         req = Request(rec.fid, seq, op.method, args, op.size, op.handle, t)
         t_arr = max(t + svc.one_way_ns(t), svc.ready_ns())
-        self.schedule(t_arr, RANK_ARRIVE, rec.fid, seq, lambda ta: self._arrive(rec, svc, req, ta, 0, fut))
+        self.loop.schedule(t_arr, RANK_ARRIVE, rec.fid, seq, lambda ta: self._arrive(rec, svc, req, ta, 0, fut))
 
     def _future_finisher(self, fut: int) -> Callable:
         def finish(rec: FunctionRecord, t: int, value: Any = None, handle: Any = None,
@@ -131,23 +154,23 @@ class StorageCalls:
 
     def _future_done(self, rec: FunctionRecord, fut: int, t: int, value: Any = None, handle: Any = None,
                      error: tuple[str, str] | None = None) -> None:
-        if rec.state == DONE or self._gone(rec, t):
+        if rec.state == DONE or self.chains.gone(rec, t):
             return
         rec.futures[fut] = (t, value, handle, error)
         waiting = rec.awaiting
         if waiting is not None and all(i in rec.futures for i in waiting[0]):
             rec.awaiting = None
-            t_reply, answers = self._collect_futures(rec, waiting[0], waiting[1])
-            self._finish_op(rec, t_reply, answers)
+            t_reply, answers = self.collect_futures(rec, waiting[0], waiting[1])
+            self.chains.finish_op(rec, t_reply, answers)
 
     @staticmethod
-    def _collect_futures(rec: FunctionRecord, ids: tuple[int, ...], t: int) -> tuple[int, list]:
+    def collect_futures(rec: FunctionRecord, ids: tuple[int, ...], t: int) -> tuple[int, list]:
         """(reply time, [(value, handle, error), ...]): the answer of an AWAIT whose requests all completed."""
         done = [rec.futures.pop(i) for i in ids]
         return max([t] + [d[0] for d in done]), [d[1:] for d in done]
 
     def _transfer(self, rec: FunctionRecord, svc: Service, t: int, nbytes: int, done: Callable[[int], None]) -> None:
-        links = [rec.nic]
+        links = [rec.nic] if rec.nic is not None else []
         node = svc.link()
         if node is not None and node is not rec.nic:
             links.append(node)
@@ -162,7 +185,7 @@ class StorageCalls:
             # an empty upload (delete, zero-byte put) still commits strictly after it arrives, in the
             # commit phase of t + 1 ns: every read arriving at t misses it, whatever its function id,
             # as a literal poll would, and analytical polling agrees (storage/kvstore.py)
-            self.schedule(t + 1, RANK_COMMIT, rec.fid, rec.seq, done)
+            self.loop.schedule(t + 1, RANK_COMMIT, rec.fid, rec.seq, done)
             return
         flow = self.network.start(t, links, nbytes, finished)
         if flow is not None:

@@ -71,8 +71,8 @@ def test_a_failed_read_stops_the_sequence_where_the_loop_stops():
 def test_memory_headroom_stops_the_sequence_at_the_read_that_crosses_it():
     # 128 MB function: after the runtime base, 3 x 40 MB fit and the fourth does not
     sizes = [5_000_000] * 6
-    loop = run(reader(False, sizes), memory_mb=160)
-    each = run(reader(True, sizes), memory_mb=160)
+    loop = run(reader(False, sizes), memory_mb=128)
+    each = run(reader(True, sizes), memory_mb=128)
     status = each.invocations.set_index("handler").loc["main", "status"]
     assert status == "MemoryLimitExceeded"
     same_outcome(loop, each)
