@@ -6,7 +6,7 @@ times in [t0, t1]; a Memcached/Redis node loses its data at t; a service slows d
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Literal, Union
 
 import numpy as np
 from pydantic import ConfigDict, Field, model_validator
@@ -23,6 +23,10 @@ class _Fault(Strict):
 
 class _Window(_Fault):
     """A fault with a window [t0_s, t1_s] in virtual time; an inverted window is an error."""
+
+    if TYPE_CHECKING:  # declared (with their ranges) by each subclass; named here for the validator
+        t0_s: float
+        t1_s: float
 
     @model_validator(mode="after")
     def _ordered(self):

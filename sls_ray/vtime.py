@@ -24,6 +24,7 @@ FID_NETWORK = -1    # a flow finishing its transfer (kernel.py)
 FID_QUEUE = -2      # an SQS message's visibility timeout (storage/sqs.py)
 FID_FAULT = -3      # the fault plan (faults.py)
 FID_STREAM = -4     # a request stream's next arrival (storage/requests.py)
+FID_REVEAL = -5     # an eventually consistent S3 key becoming visible to LIST (storage/s3.py)
 
 
 def to_ns(seconds: float) -> int:

@@ -16,7 +16,7 @@ from pydantic import Field
 from sls_ray.network import Link
 from sls_ray.storage.base import Request, Throttle
 from sls_ray.storage.kvstore import KVConfig, KVStore
-from sls_ray.vtime import NS_PER_S, RANK_COMMIT, to_ns
+from sls_ray.vtime import FID_REVEAL, NS_PER_S, RANK_COMMIT, to_ns
 
 
 class S3Config(KVConfig):
@@ -56,8 +56,10 @@ class S3(KVStore):
             rng = np.random.default_rng([self.config.seed, self._writes, 0x5311])
             lag = self.config.list_lag_s * float(np.exp(self.config.list_lag_sigma * rng.standard_normal()))
             self._hidden.add(key)
-            self.env.schedule(t_ns + max(1, to_ns(lag)), RANK_COMMIT, -3, self._writes,
-                              lambda t, k=key: self._reveal(t, k))
+            def reveal(t: int, k: str = key) -> None:
+                self._reveal(t, k)
+
+            self.env.schedule(t_ns + max(1, to_ns(lag)), RANK_COMMIT, FID_REVEAL, self._writes, reveal)
         super()._write(t_ns, key, handle, size)
 
     def delete_requests(self, n_keys: int) -> int:

@@ -55,6 +55,7 @@ class S3Express(KVStore):
 
     kind = "s3express"
     Config: ClassVar[type[S3ExpressConfig]] = S3ExpressConfig
+    config: S3ExpressConfig
     lexicographic_list = False
 
     def __init__(self, name, config, env) -> None:
