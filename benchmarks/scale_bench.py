@@ -20,6 +20,7 @@ import time
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 from core_bench import _uss, ours  # noqa: E402  (this directory is on sys.path when run as a script)
+
 from sls_ray.config import load_config  # noqa: E402
 from sls_ray.runtime import simulate  # noqa: E402
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sls_ray.collectives import COLLECTIVES, ArrayChannel, allreduce, scatter_reduce
 from sls_ray.collectives import gather_sum, input_key, merged_key, part_bounds, part_key, reduced_key, result_keys
+from sls_ray.collectives import Pattern as CollectivePattern
 from sls_ray.config import ExperimentConfig, load_config, load_profile
 from sls_ray.context import FunctionContext, Pending
 from sls_ray.errors import (
@@ -57,4 +58,5 @@ __all__ = [
     "script_main", "select_figures", "overlay_paper", "pyplot", "save_png",
     "BatchRun", "LatencyHistogram", "serve_batches",
     "gather_sum", "input_key", "merged_key", "part_bounds", "part_key", "reduced_key", "result_keys",
+    "CollectivePattern",
 ]

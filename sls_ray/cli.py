@@ -102,9 +102,8 @@ def sweep(config: str = typer.Argument(..., help="experiment config (YAML)"),
           address: Optional[str] = typer.Option(None, "--address",
                                                 help="Ray cluster to spread the points over (docs/cluster.md)")) -> None:
     """Run every grid point (in parallel as Ray tasks); resumes an interrupted sweep."""
-    from sls_ray.sweep import run_sweep
-
     from sls_ray.results import check_out
+    from sls_ray.sweep import run_sweep
 
     out = out or _default_out(config)
     try:

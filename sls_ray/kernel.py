@@ -32,7 +32,15 @@ from sls_ray.chains import ChainRunner
 from sls_ray.errors import VirtualDeadlock
 from sls_ray.events import EventLoop, Hooks, Outbox  # noqa: F401  (Hooks is public here)
 from sls_ray.functions import (  # noqa: F401  (the records and the states are public here)
-    BLOCKED, DONE, DRIVER, RUNNING, STARTING, FunctionLifecycle, FunctionRecord, LambdaFunction, VmProcess,
+    BLOCKED,
+    DONE,
+    DRIVER,
+    RUNNING,
+    STARTING,
+    FunctionLifecycle,
+    FunctionRecord,
+    LambdaFunction,
+    VmProcess,
 )
 from sls_ray.invoker import Invoker
 from sls_ray.network import Flow, FlowNetwork

@@ -24,17 +24,7 @@ from sls_ray.events import EventLoop
 from sls_ray.functions import DONE, FunctionRecord
 from sls_ray.invoker import Invoker
 from sls_ray.network import Flow, FlowNetwork
-from sls_ray.storage.base import (
-    Done,
-    Fail,
-    Outcome,
-    Park,
-    Request,
-    Service,
-    Throttle,
-    Ticket,
-    Upload,
-)
+from sls_ray.storage.base import Done, Fail, Outcome, Park, Request, Service, Throttle, Ticket, Upload
 from sls_ray.vtime import RANK_ARRIVE, RANK_COMMIT
 
 if TYPE_CHECKING:

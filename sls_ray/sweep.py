@@ -18,7 +18,15 @@ import yaml
 from sls_ray.config import apply_set, load_config, parse_set, read_yaml
 from sls_ray.errors import ConfigError
 from sls_ray.results import (
-    SUMMARY, jsonable, check_out, flatten_summary, is_finished, read_summary, write_csv, write_json, write_run,
+    SUMMARY,
+    check_out,
+    flatten_summary,
+    is_finished,
+    jsonable,
+    read_summary,
+    write_csv,
+    write_json,
+    write_run,
 )
 
 

@@ -1,7 +1,6 @@
 """Open-loop request streams: requests are rows, not threads; batching servers see real queueing."""
 from __future__ import annotations
 
-
 from sls_ray.runtime import simulate_handlers
 
 

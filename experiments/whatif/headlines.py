@@ -29,9 +29,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from sls_ray.plotting import pyplot  # noqa: E402
 from sls_ray.results import write_csv  # noqa: E402
 from sls_ray.sweep import run_sweep  # noqa: E402
-from sls_ray.plotting import pyplot  # noqa: E402
 from sls_ray.whatif import run_single, run_whatif  # noqa: E402
 
 OUT = ROOT / "results" / "whatif"

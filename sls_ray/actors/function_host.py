@@ -33,7 +33,7 @@ INLINE_LIMIT = 64 * 1024
 BATCH_WAIT_S = 0.02  # longest a ready batch waits for this host's still-running functions
 
 
-class _Slot:
+class _AnswerWait:
     """Where a function thread waits for its answer: a bare lock, held until the answer is in
     (one C call each way, against a Condition and two locks for a ``threading.Event``)."""
 
@@ -55,7 +55,7 @@ class HostGateway:
         self.handlers = handlers
         self.service_kinds = service_kinds
         self.item_limits = item_limits
-        self._slots: dict[int, _Slot] = {}
+        self._slots: dict[int, _AnswerWait] = {}
         self._threads: list[threading.Thread] = []
         # a batch leaves when every function on this host has blocked (or after BATCH_WAIT_S):
         # the kernel cannot get past a running function's clock anyway, so waiting costs
@@ -67,7 +67,7 @@ class HostGateway:
         # a blocking one hands on: a window's hundreds of answers do not wake hundreds of
         # threads to fight over the GIL (as in the in-process transport)
         self._permits = max(1, len(os.sched_getaffinity(0)))
-        self._queue: deque[_Slot] = deque()
+        self._queue: deque[_AnswerWait] = deque()
 
     # -- Gateway protocol used by FunctionContext
     def call(self, fid: int, t_ns: int, ops: list[sc.Op]) -> sc.Reply:
@@ -88,7 +88,7 @@ class HostGateway:
             if self._running == 0:  # the pump waits for the last one only
                 self._cv.notify()
 
-    def _wake(self, slot: _Slot) -> None:
+    def _wake(self, slot: _AnswerWait) -> None:
         """Let an answered function run now, or once a permit is free (under self._cv)."""
         if slot.answered:
             return  # a second answer before the first was taken replaces it
@@ -162,14 +162,14 @@ class HostGateway:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
         return sum(1 for t in self._threads if t.is_alive())
 
-    def _start(self, cmd: sc.StartCommand) -> _Slot:
-        slot = self._slots[cmd.fid] = _Slot()
+    def _start(self, cmd: sc.StartCommand) -> _AnswerWait:
+        slot = self._slots[cmd.fid] = _AnswerWait()
         t = threading.Thread(target=self._run, args=(cmd, slot), name=f"fn{cmd.fid}", daemon=True)
         self._threads.append(t)
         t.start()
         return slot
 
-    def _run(self, cmd: sc.StartCommand, slot: _Slot) -> None:
+    def _run(self, cmd: sc.StartCommand, slot: _AnswerWait) -> None:
         slot.ready.acquire()  # its permit to run
         slot.answered = False
         ctx = FunctionContext(self, cmd, self.service_kinds, self.item_limits)

@@ -17,14 +17,7 @@ import numpy as np
 
 from sls_ray.cirrus.data import SparseRows
 from sls_ray.cirrus.ps import Optimizer
-from sls_ray.cirrus.training import (
-    layout_of,
-    logloss,
-    lr_flops,
-    mf_indices,
-    mf_step,
-    rmse,
-)
+from sls_ray.cirrus.training import layout_of, logloss, lr_flops, mf_indices, mf_step, rmse
 
 POLL_S = 0.1  # [src] PyWren futures poll S3 for results
 

@@ -12,10 +12,9 @@ operator times by it (compute is linear in pixels for convolutions).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Union
-
-import math
 
 
 @dataclass(frozen=True)

@@ -29,15 +29,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from sls_ray.lambdaml.datasets import Dataset
-from sls_ray.lambdaml.models import (
-    FlatVector,
-    Features,
-    Labels,
-    Model,
-    add_flat,
-    get_flat,
-    loss_and_grad,
-)
+from sls_ray.lambdaml.models import Features, FlatVector, Labels, Model, add_flat, get_flat, loss_and_grad
 
 Batch = tuple[Features, Labels]
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import math
 
-from sls_ray.lambdaml.job import LINEAR, exchanges_per_epoch
-from sls_ray.lambdaml import models as m
 from sls_ray.api import PlatformProfile
+from sls_ray.lambdaml import models as m
+from sls_ray.lambdaml.job import LINEAR, exchanges_per_epoch
 
 
 def shard_bytes(q: dict) -> float:

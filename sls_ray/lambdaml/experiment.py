@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 from sls_ray.api import ConfigError, Experiment, Strict
 from sls_ray.lambdaml import datasets as ds
 from sls_ray.lambdaml import models as m
-from sls_ray.lambdaml.job import CNN, LINEAR, executor, parameter_server, shard_key, trigger, load_dataset
+from sls_ray.lambdaml.job import CNN, LINEAR, executor, load_dataset, parameter_server, shard_key, trigger
 
 N_FEATURES = {"higgs": ds.HIGGS_FEATURES, "rcv1": ds.RCV1_FEATURES, "cifar10": int(np.prod(ds.CIFAR_SHAPE)),
               "yfcc100m": ds.YFCC_FEATURES, "breast_cancer": 30}

@@ -40,9 +40,7 @@ from sls_ray.lambdaml import algorithms as alg
 from sls_ray.lambdaml import datasets as ds
 from sls_ray.lambdaml import models as m
 from sls_ray.lambdaml.channels import Channel, ChannelUnsupported
-from sls_ray.lambdaml.protocols import (
-    AsyncModel, ParameterServerClient, SyncCollective, pull_key, serve_step,
-)
+from sls_ray.lambdaml.protocols import AsyncModel, ParameterServerClient, SyncCollective, pull_key, serve_step
 
 JOB = "lml/"          # channel keys
 CKPT = "lml/ckpt/"    # checkpoints, always in S3 (durable)
@@ -149,10 +147,10 @@ def trigger(ctx, p: dict) -> dict:
 
 # ---------------------------------------------------------------- executor
 def executor(ctx, p: dict) -> dict:
-    return Executor(ctx, p).run()
+    return TrainingExecutor(ctx, p).run()
 
 
-class Executor:
+class TrainingExecutor:
     """One LambdaML worker: load its shard, train, exchange, checkpoint, re-invoke."""
 
     def __init__(self, ctx, p: dict) -> None:

@@ -25,14 +25,22 @@ vector that is gone and fails after the 60 s WaitTimeout, as the original would.
 from __future__ import annotations
 
 import re
-from typing import Literal
 
 import numpy as np
 
-from sls_ray.api import COLLECTIVES, gather_sum, input_key, merged_key, part_bounds, part_key, reduced_key
+from sls_ray.api import (
+    COLLECTIVES,
+    CollectivePattern,
+    gather_sum,
+    input_key,
+    merged_key,
+    part_bounds,
+    part_key,
+    reduced_key,
+)
 from sls_ray.lambdaml.channels import Channel
 
-Pattern = Literal["allreduce", "scatter_reduce"]
+Pattern = CollectivePattern  # the core collective's patterns (sls_ray.collectives)
 
 #: the original's load_or_wait sleeps 0.1 s between GETs and gives up after 60 s
 LOAD_OR_WAIT_SLEEP_S = 0.1

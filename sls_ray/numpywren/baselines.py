@@ -31,9 +31,9 @@ from typing import Callable
 
 from pydantic import Field
 
+from sls_ray.api import Strict
 from sls_ray.numpywren.job import JobSpec, block_bytes
 from sls_ray.numpywren.lambdapack import BlockRef, Task
-from sls_ray.api import Strict
 
 VCPUS_PER_CORE = 2  # EC2: each vCPU is a hyperthread of a physical core [doc]
 

@@ -1,7 +1,7 @@
 """The ``numpywren`` experiment kind: one LAMBDAPACK program run on simulated Lambda (SoCC 2020).
 
 A run uploads the input blocks (prepared offline), starts the driver, and lets executors
-work the DAG through S3, SQS and Redis (``runtime.py``). It writes ``tasks.csv`` (one row
+work the DAG through S3, SQS and Redis (``executor.py``). It writes ``tasks.csv`` (one row
 per task execution), ``timeline.csv`` (the driver's polls: waiting / running tasks, live
 executors, finished tasks), ``executors.csv``, and adds to ``summary.json`` the program's
 completion time, core-seconds, bytes moved, repeated tasks, the result's deviation from
@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import Field
 
 from sls_ray.api import Experiment, Sized, Strict
-from sls_ray.numpywren import runtime
+from sls_ray.numpywren import executor
 from sls_ray.numpywren.baselines import VCPUS_PER_CORE, ClusterParams, run_mpi, single_machine
 from sls_ray.numpywren.job import JobSpec, block_bytes, compare
 from sls_ray.numpywren.lambdapack import BlockRef
@@ -120,7 +120,7 @@ class NumPyWrenExperiment(Experiment):
 
     # -- what runs
     def handlers(self):
-        return {"driver": runtime.driver, "executor": runtime.executor}
+        return {"driver": executor.driver, "executor": executor.executor}
 
     def entry(self):
         return "driver", {"job": self.spec.to_dict(), "cfg": self.params.runtime_cfg()}

@@ -2,7 +2,7 @@
 
 No I/O here: each step is a list of Redis commands to run as one transaction plus a pure
 function that turns the transaction's answers into decisions (STYLE.md, "State machines
-with no I/O"). The executor (``runtime.py``) sends them; the tests drive them directly.
+with no I/O"). The executor (``executor.py``) sends them; the tests drive them directly.
 
 State in Redis, per run:
 - ``s/<task>``: status, absent until an executor starts the task (then RUNNING, POST_OP,

@@ -25,7 +25,6 @@ from sls_ray.errors import FunctionEnded, MemoryLimitExceeded, NotSupported
 from sls_ray.payload import decode, encode
 from sls_ray.storage.base import ServiceTraits, service_traits
 
-
 _gc_lock = threading.Lock()
 _gc_state: list = [0, None]  # runs in progress, the thresholds before the first one
 
@@ -58,7 +57,7 @@ def fewer_collections() -> Iterator[None]:
                 gc.unfreeze()
 
 
-class _Slot:
+class _RunGate:
     """Where a function thread waits: a lock held until the thread may run again.
 
     A bare lock, not a ``threading.Event``: releasing and taking it are single C calls.
@@ -128,10 +127,10 @@ class LocalTransport:
         self.watchdog_s = watchdog_s
         self.cond = threading.Condition()
         self.kernel = None
-        self._slots: dict[int, _Slot] = {}
+        self._slots: dict[int, _RunGate] = {}
         self._threads: list[threading.Thread] = []
         self._permits = permits or _cores()
-        self._queue: deque[_Slot] = deque()  # answered, waiting for a permit
+        self._queue: deque[_RunGate] = deque()  # answered, waiting for a permit
         self.service_kinds: dict[str, str] = {}
         self.item_limits: dict[str, ServiceTraits] = {}  # name -> traits (item limit, listing, mget)
         self.progress: Callable[[Any], None] | None = None
@@ -139,7 +138,7 @@ class LocalTransport:
 
     # -- Hooks (called by the kernel, under self.cond)
     def start(self, cmd: sc.StartCommand) -> None:
-        slot = self._slots[cmd.fid] = _Slot()
+        slot = self._slots[cmd.fid] = _RunGate()
         t = threading.Thread(target=self._run, args=(cmd, slot), name=f"fn{cmd.fid}", daemon=True)
         self._threads.append(t)
         t.start()
@@ -154,7 +153,7 @@ class LocalTransport:
             slot.ready.release()
 
     # -- run permits (under self.cond)
-    def _wake(self, slot: _Slot) -> None:
+    def _wake(self, slot: _RunGate) -> None:
         if self._permits > 0:
             self._permits -= 1
             slot.waiting = False
@@ -162,7 +161,7 @@ class LocalTransport:
         else:
             self._queue.append(slot)
 
-    def _give_up_permit(self, slot: _Slot) -> None:
+    def _give_up_permit(self, slot: _RunGate) -> None:
         slot.waiting = True
         if self._queue:
             nxt = self._queue.popleft()
@@ -204,7 +203,7 @@ class LocalTransport:
     encode = staticmethod(encode)
     decode = staticmethod(decode)
 
-    def _run(self, cmd: sc.StartCommand, slot: _Slot) -> None:
+    def _run(self, cmd: sc.StartCommand, slot: _RunGate) -> None:
         slot.ready.acquire()  # its permit to run
         try:
             ctx = FunctionContext(self, cmd, self.service_kinds, self.item_limits)

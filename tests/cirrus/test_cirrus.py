@@ -248,11 +248,7 @@ def test_the_pywren_step_gradient_is_cirrus_s_sparse_gradient_made_dense():
 
 
 def test_the_workflow_api_runs_a_task_and_a_grid_search():
-    from sls_ray.cirrus.workflow import (
-        CollaborativeFiltering,
-        GridSearch,
-        LogisticRegression,
-    )
+    from sls_ray.cirrus.workflow import CollaborativeFiltering, GridSearch, LogisticRegression
 
     lr = LogisticRegression(n_workers=2, model_size=1 << 14, train_set=(0, 3), test_set=(3, 4), timeout=2.0,
                             object_rows=2000)

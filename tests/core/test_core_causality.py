@@ -4,14 +4,13 @@ the same trace however the threads are timed."""
 from __future__ import annotations
 
 import pytest
+from test_core_determinism import jitter_main, jitter_worker  # noqa: E402  (tests/core is on sys.path)
 
 from sls_ray.config import load_profile
 from sls_ray.errors import ConfigError
 from sls_ray.faults import SlowDown
 from sls_ray.kernel import SimKernel
 from sls_ray.vtime import RANK_TIMER
-
-from test_core_determinism import jitter_main, jitter_worker  # noqa: E402  (tests/core is on sys.path)
 
 
 def _kernel(**services) -> SimKernel:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sls_ray.numpywren.runtime import Executor
+from sls_ray.numpywren.executor import TaskExecutor
 from tests.numpywren.conftest import run_numpywren
 
 
@@ -29,14 +29,14 @@ def test_a_task_held_longer_than_its_lease_renews_it_in_time():
 def logged_writes(monkeypatch):
     """Each retire logs the instant its writes are all done (ctx.clock: exact, since the gather
     just returned; a log costs no virtual time), then runs the runtime's own post-op."""
-    original = Executor._retire
+    original = TaskExecutor._retire
 
     def retire(self, slot, inflight):
         self.ctx.gather(slot.writes)
         self.ctx.log("written", task=slot.task.key, at=self.ctx.clock)
         original(self, slot, inflight)  # its gather finds the writes done: no second request
 
-    monkeypatch.setattr(Executor, "_retire", retire)
+    monkeypatch.setattr(TaskExecutor, "_retire", retire)
 
 
 def test_an_executor_killed_between_its_writes_and_its_post_op_lets_the_program_finish(logged_writes):

@@ -25,7 +25,6 @@ from sls_ray.numpywren.lambdapack import (
 )
 from sls_ray.numpywren.programs import PROGRAMS
 
-
 # ---------------------------------------------------------------------------------------
 # Keys and helpers.
 

@@ -1,6 +1,6 @@
 """NumPyWren's runtime on the simulated cloud: exact results, leases, replays, faults, memory.
 
-Every test runs real functions in virtual time (``sls_ray.numpywren.runtime``) against the
+Every test runs real functions in virtual time (``sls_ray.numpywren.executor``) against the
 S3, SQS and Redis stand-ins, and checks the stored result against numpy/scipy.
 """
 from __future__ import annotations
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from sls_ray.numpywren import protocol as P
+from sls_ray.numpywren.executor import TaskExecutor, executor
 from sls_ray.numpywren.job import JobSpec
 from sls_ray.numpywren.lambdapack import Task
-from sls_ray.numpywren.runtime import Executor, executor
 from sls_ray.runtime import simulate_handlers
 from tests.numpywren.conftest import NO_RETRIES, run_numpywren
 
@@ -82,7 +82,7 @@ def test_a_replayed_parent_increments_each_child_once():
 def _dies_after_writing(ctx, p):
     """An executor that computes and writes chol(0) and then 'dies' before its post-op."""
     job = JobSpec(**p["job"])
-    ex = Executor(ctx, job, p["cfg"])
+    ex = TaskExecutor(ctx, job, p["cfg"])
     msg = ctx.storage("sqs").receive(P.QUEUE, visibility_timeout=p["cfg"]["lease_s"])
     slot = ex._admit(msg)
     ex._compute(slot, [slot])

@@ -18,7 +18,12 @@ from sls_ray.config import load_config
 from sls_ray.results import write_run
 from sls_ray.runtime import simulate, simulate_handlers
 from sls_ray.timeline import (
-    busiest_operations, draw_timeline, gantt_bars, read_invocations, slowest_functions, step_curve,
+    busiest_operations,
+    draw_timeline,
+    gantt_bars,
+    read_invocations,
+    slowest_functions,
+    step_curve,
 )
 
 ROOT = Path(__file__).resolve().parents[2]

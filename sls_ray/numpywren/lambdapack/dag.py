@@ -11,8 +11,8 @@ import itertools
 from collections.abc import Iterable, Iterator, Mapping
 
 from sls_ray.numpywren.lambdapack.ir import (
-    BlockRef,
     BOUND_FUNCTIONS,
+    BlockRef,
     LambdaPackError,
     LambdaPackSyntaxError,
     SSAViolation,
@@ -27,7 +27,6 @@ from sls_ray.numpywren.lambdapack.solver import (
     plan_solve,
     writes_provably_disjoint,
 )
-
 
 # ----------------------------------------------------------------------------------------
 # Programs.

@@ -15,14 +15,13 @@ import textwrap
 import sympy
 
 from sls_ray.numpywren.lambdapack.ir import (
-    integer_symbol,
-    Access,
     BOUND_FUNCTIONS,
+    Access,
     Condition,
     LambdaPackSyntaxError,
     Loop,
+    integer_symbol,
 )
-
 
 _RESERVED = set(BOUND_FUNCTIONS) | {"range"} | set(dir(builtins))
 _BOUND_BINOPS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod, ast.Pow)

@@ -17,7 +17,6 @@ from sympy.polys.polyerrors import PolynomialError
 
 from sls_ray.numpywren.lambdapack.ir import Access, Condition, LambdaPackError, Loop, Statement, integer_symbol
 
-
 # ----------------------------------------------------------------------------------------
 # Solving "access index == concrete block" for a statement's loop variables.
 

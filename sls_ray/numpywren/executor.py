@@ -41,7 +41,7 @@ def block_key(ref: BlockRef) -> str:
     return ref.key
 
 
-class _Slot:
+class _PipelineTask:
     """One task in an executor's pipeline."""
 
     __slots__ = ("task", "receipt", "state", "reads", "writes", "hold", "repeat", "read_bytes", "hits",
@@ -58,7 +58,7 @@ class _Slot:
         self.t_start = self.t_end = math.nan
 
 
-class Executor:
+class TaskExecutor:
     def __init__(self, ctx, job: JobSpec, cfg: dict) -> None:
         self.ctx, self.job, self.cfg = ctx, job, cfg
         self.plan, self.model = job.plans()
@@ -93,7 +93,7 @@ class Executor:
 
     def _loop(self, start: float) -> str:
         ctx, cfg = self.ctx, self.cfg
-        inflight: list[_Slot] = []
+        inflight: list[_PipelineTask] = []
         idle_until = start + cfg["idle_timeout_s"]
         reason = ""
         while True:
@@ -142,7 +142,7 @@ class Executor:
                     return "idle"
 
     # ------------------------------------------------------------------ stages
-    def _admit(self, msg) -> _Slot | None:
+    def _admit(self, msg) -> _PipelineTask | None:
         ctx, dag = self.ctx, self.dag
         task = Task.from_key(msg.body)
         self.leases[msg.receipt] = ctx.clock  # a receipt names one delivery (a duplicate has its own)
@@ -150,7 +150,7 @@ class Executor:
         if admission.action == "skip":
             self._drop(msg.receipt)
             return None
-        slot = _Slot(task, msg.receipt, ctx.clock)
+        slot = _PipelineTask(task, msg.receipt, ctx.clock)
         if admission.action == "post_op":
             slot.state = WRITING
             return slot
@@ -174,7 +174,7 @@ class Executor:
                 slot.reads.append(self.plan.zeros(ref))
         return slot
 
-    def _compute(self, slot: _Slot, inflight: list[_Slot]) -> None:
+    def _compute(self, slot: _PipelineTask, inflight: list[_PipelineTask]) -> None:
         ctx, task = self.ctx, slot.task
         pending = [r for r in slot.reads if isinstance(r, Pending)]
         try:
@@ -210,7 +210,7 @@ class Executor:
             self._cache_put(ref, value)
         slot.state = WRITING
 
-    def _retire(self, slot: _Slot, inflight: list[_Slot]) -> None:
+    def _retire(self, slot: _PipelineTask, inflight: list[_PipelineTask]) -> None:
         ctx, task = self.ctx, slot.task
         ctx.gather(slot.writes)
         op = P.post_op(self.dag, task)
@@ -237,7 +237,7 @@ class Executor:
                 enqueued=len(decision.enqueue))
 
     # ------------------------------------------------------------------ helpers
-    def _release(self, slot: _Slot) -> None:
+    def _release(self, slot: _PipelineTask) -> None:
         if slot.hold is not None:
             slot.hold.__exit__(None, None, None)
             slot.hold = None
@@ -284,7 +284,7 @@ def queue_for(task: Task, critical: frozenset) -> str:
 
 
 def executor(ctx, payload: dict) -> dict:
-    return Executor(ctx, JobSpec(**payload["job"]), payload["cfg"]).run()
+    return TaskExecutor(ctx, JobSpec(**payload["job"]), payload["cfg"]).run()
 
 
 # ---------------------------------------------------------------------- the driver
