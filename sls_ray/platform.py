@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 MB = 1_000_000
 MiB = 1 << 20
@@ -121,20 +121,21 @@ class PlatformProfile(Strict):
         default_factory=dict, description="dotted field path -> provenance tag ([doc], [src], [paper], [est])"
     )
 
+    #: name -> the service's typed config (its registry class's ``Config``), validated once
+    _service_configs: dict[str, Any] = PrivateAttr(default_factory=dict)
+
     @model_validator(mode="after")
     def _validate_services(self) -> "PlatformProfile":
+        """Each service's settings are checked once, here, against its kind's own Config model
+        (unknown keys and out-of-range values named); everything else reads the typed result."""
         from sls_ray.storage import validate_service_config
 
-        for name, raw in self.services.items():
-            validate_service_config(name, raw)
+        self._service_configs = {name: validate_service_config(name, raw) for name, raw in self.services.items()}
         return self
 
     def service_config(self, name: str):
-        from sls_ray.storage import validate_service_config
-
-        if name not in self.services:
-            raise KeyError(name)
-        return validate_service_config(name, self.services[name])
+        """The typed config of service ``name`` (KeyError if the profile has none)."""
+        return self._service_configs[name]
 
     def tag(self, path: str) -> str:
         """Provenance tag of a constant, '[?]' when the profile does not say."""

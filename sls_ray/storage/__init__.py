@@ -49,7 +49,7 @@ def validate_service_config(name: str, raw: dict[str, Any]):
 
 def build_services(profile, env) -> dict[str, Any]:
     services = {}
-    for name, raw in profile.services.items():
-        cfg = validate_service_config(name, raw)
+    for name in profile.services:
+        cfg = profile.service_config(name)  # validated once, by the profile
         services[name] = service_class(cfg.kind)(name, cfg, env)
     return services
