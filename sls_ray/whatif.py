@@ -4,7 +4,9 @@
 ``sweep:`` section; one point when it has neither) once per profile, each profile into its own
 sweep directory ``OUT/<profile>/`` through the sweep machinery (Ray tasks, resumable: a rerun
 skips finished points), then joins them into ``OUT/whatif.csv`` (one row per profile and point,
-the profile in column ``platform``) and draws ``OUT/whatif.png``. Nothing here knows a paper
+the profile in column ``platform``) and draws ``OUT/whatif.png``. A profile may be a YAML path, as
+a paper system's own profile is (``configs/cirrus/platform.yaml,configs/cirrus/platform_2026.yaml``):
+its directory and column are then the ``name:`` inside the file. Nothing here knows a paper
 system: any registered experiment (INFless and Cirrus once they land) works as it is.
 """
 from __future__ import annotations
@@ -35,6 +37,13 @@ def parse_profiles(text: str) -> list[str]:
     return profiles
 
 
+def profile_label(profile: str) -> str:
+    """A profile's column value and directory name: its name; for a YAML path (a paper system's own
+    profile, e.g. configs/cirrus/platform_2026.yaml), the ``name:`` inside it, so that an absolute
+    path never becomes OUT/<path>."""
+    return load_profile(profile).name if Path(profile).suffix else profile
+
+
 def run_single(config: str, sets: list[str], out: Path) -> pd.DataFrame:
     """A config without a grid: one run, skipped when the same point already finished."""
     from sls_ray.runtime import simulate
@@ -62,21 +71,24 @@ def run_whatif(config: str, profiles: list[str], grid_items: list[str], sets: li
     """Run the config under every profile; returns (and writes) the joined what-if table."""
     raw = read_yaml(Path(config))
     has_grid = bool(grid_items) or bool(raw.get("sweep"))
+    labels = [profile_label(p) for p in profiles]
+    if len(set(labels)) < len(labels):
+        raise ConfigError(f"profiles {profiles} share a name ({labels}); give each profile file its own 'name:'")
     frames = []
-    for profile in profiles:
+    for profile, label in zip(profiles, labels):
         prof_sets = list(sets) + [f"platform={profile}"]
-        sub = Path(out) / profile
+        sub = Path(out) / label
 
-        def progress(done: int, total: int, profile: str = profile) -> None:
+        def progress(done: int, total: int, label: str = label) -> None:
             if on_point:
-                on_point(profile, done, total)
+                on_point(label, done, total)
 
         if has_grid:
             df = run_sweep(config, grid_items, prof_sets, sub, progress, parallel=parallel)
         else:
             df = run_single(config, prof_sets, sub)
             progress(1, 1)
-        df.insert(0, "platform", profile)
+        df.insert(0, "platform", label)
         frames.append(df)
     table = pd.concat(frames, ignore_index=True)
     write_csv(Path(out) / WHATIF, table)

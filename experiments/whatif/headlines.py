@@ -16,6 +16,15 @@ and Cirrus, once they land: a function running their headline config through ``r
 - NumPyWren vs MPI (Tables 1-2): Cholesky of N = 128K (32 blocks of 4096, folded), completion time
   and core-seconds, plus 2026 with 10 GB / 5.8-vCPU executors capped at the same 512 vCPUs (pipeline
   width 1, the source default, and 4).
+- Cirrus vs PyWren (Cirrus figure 2, seed claim ~100x): sparse LR, 10 workers, 20 (Cirrus) and 120
+  (PyWren) virtual s of training as in results/cirrus/pywren.csv, under configs/cirrus/platform.yaml
+  (aws_2020 + Cirrus's VMs) and its 2026 twin configs/cirrus/platform_2026.yaml (aws_2026 + the same
+  VMs); time for Cirrus to reach PyWren's best loss, and cost.
+- INFless serving (one bursty point, 30 virtual s at 200 req/s) under aws_2020 and aws_2026: INFless
+  reads nothing of the platform profile (its cluster, GPU shares and prices are its own model), so
+  the two rows must be identical; the table shows that they are.
+
+    python experiments/whatif/headlines.py --only cirrus,infless   # the new rows alone (~6 min)
 """
 from __future__ import annotations
 
@@ -29,6 +38,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from sls_ray.cirrus.figures import time_to  # noqa: E402
 from sls_ray.plotting import pyplot  # noqa: E402
 from sls_ray.results import write_csv  # noqa: E402
 from sls_ray.sweep import run_sweep  # noqa: E402
@@ -197,20 +207,103 @@ def plot_numpywren(df: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+# ---------------------------------------------------------------- Cirrus
+#: (column value, Cirrus's platform profile) for 2020 and 2026
+CIRRUS_PROFILES = [("aws_2020_cirrus", "configs/cirrus/platform.yaml"),
+                   ("aws_2026_cirrus", "configs/cirrus/platform_2026.yaml")]
+#: virtual seconds of training, as in results/cirrus/pywren.csv (PyWren's 120 s set the target loss)
+CIRRUS_TRAIN_S = {"cirrus": 20, "pywren": 120}
+#: Cirrus evaluated every virtual second as in configs/cirrus/lr_systems.yaml (the figure's Cirrus curve)
+CIRRUS_SETS = {"cirrus": ["params.eval_every_s=1.0"], "pywren": []}
+
+
+def cirrus(parallel: bool) -> pd.DataFrame:
+    """Cirrus and PyWren-style training of the same sparse LR; time to PyWren's best loss on each platform."""
+    rows = []
+    for platform, profile in CIRRUS_PROFILES:
+        curves, summ = {}, {}
+        for system in ("cirrus", "pywren"):
+            out = RUNS / "cirrus" / platform / system
+            sets = [f"params.system={system}", f"params.train_s={CIRRUS_TRAIN_S[system]}",
+                    f"platform={ROOT / profile}"] + CIRRUS_SETS[system]
+            summ[system] = run_single(cfg("cirrus/pywren.yaml"), sets, out).iloc[0]
+            curves[system] = pd.read_csv(out / "point-000" / "curve.csv")
+        target = float(curves["pywren"]["value"].min())
+        for system in ("cirrus", "pywren"):
+            r = summ[system]
+            rows.append({"platform": platform, "system": system, "train_s": CIRRUS_TRAIN_S[system],
+                         "target_loss": target, "time_to_target_s": time_to(curves[system], target),
+                         "best_loss": r["best_value"], "updates": r["updates"], "makespan_s": r["makespan_s"],
+                         "cost_usd": r["cost_usd.total"], "lambda_compute_usd": r["cost_usd.lambda_compute"],
+                         "s3_requests_usd": r.get("cost_usd.s3_requests", 0.0),
+                         "vm_nodes_usd": r.get("cost_usd.vm_nodes", 0.0), "trace_hash": r["trace_hash"]})
+    df = pd.DataFrame(rows)
+    tta = df.set_index(["platform", "system"])["time_to_target_s"]
+    df["pywren_over_cirrus"] = [tta[(p, "pywren")] / tta[(p, "cirrus")] for p in df["platform"]]
+    return df
+
+
+def plot_cirrus(df: pd.DataFrame, path: Path) -> None:
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    platforms = list(dict.fromkeys(df["platform"]))
+    for ax, (col, title) in zip(axes, (("time_to_target_s", "time to PyWren's best loss (virtual s)"),
+                                       ("cost_usd", "cost of the run (USD; Cirrus 20 s, PyWren 120 s of training)"))):
+        for i, system in enumerate(("cirrus", "pywren")):
+            sub = df[df["system"] == system].set_index("platform").reindex(platforms)
+            xs = np.arange(len(platforms)) + (i - 0.5) * 0.38
+            ax.bar(xs, sub[col], 0.36, label=system)
+        ax.set_xticks(range(len(platforms)))
+        ax.set_xticklabels(platforms, fontsize=8)
+        ax.set_yscale("log")
+        ax.set_title(title, fontsize=9)
+    for xi, p in enumerate(platforms):
+        ratio = df[df["platform"] == p]["pywren_over_cirrus"].iloc[0]
+        axes[0].annotate(f"PyWren/Cirrus {ratio:.0f}x", (xi, axes[0].get_ylim()[1]), ha="center", va="top", fontsize=8)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Cirrus vs PyWren-style sparse LR, 10 workers: 2020 vs 2026 Lambda (same VMs)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- INFless
+INFLESS_SETS = ["params.duration_s=30", "params.load_rps=200"]
+
+
+def infless(parallel: bool) -> pd.DataFrame:
+    """One small serving point per system under both profiles: the profile changes nothing INFless reads."""
+    tab = run_whatif(cfg("infless/serving.yaml"), [OLD, NEW], ["system=infless,batch"], INFLESS_SETS,
+                     RUNS / "infless", parallel=parallel)
+    keep = ["platform", "params.system", "params.pattern", "params.load_rps", "params.duration_s",
+            "infless.arrived", "infless.within_slo", "infless.goodput_rps", "infless.slo_attainment",
+            "infless.p99_s", "infless.serving_cost_usd", "infless.instances_placed", "makespan_s",
+            "cost_usd.total", "trace_hash"]
+    out = tab[keep].rename(columns=lambda c: c.removeprefix("params.").removeprefix("infless."))
+    # the one Lambda function that hosts the serving model: its own cold start and bill are all the profile touches
+    return out.rename(columns={"makespan_s": "harness_makespan_s", "cost_usd.total": "harness_lambda_usd"})
+
+
 #: table name -> the function that runs its what-if and returns its long-format table
-HEADLINES = {"lambdaml_channels": lambdaml_channels, "lambdaml_patterns": lambdaml_patterns, "numpywren": numpywren}
+HEADLINES = {"lambdaml_channels": lambdaml_channels, "lambdaml_patterns": lambdaml_patterns, "numpywren": numpywren,
+             "cirrus": cirrus, "infless": infless}
 #: figure -> (drawing function, the tables it reads)
 FIGURES = {"lambdaml.png": (plot_lambdaml, ["lambdaml_channels", "lambdaml_patterns"]),
-           "numpywren.png": (plot_numpywren, ["numpywren"])}
+           "numpywren.png": (plot_numpywren, ["numpywren"]), "cirrus.png": (plot_cirrus, ["cirrus"])}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--plot-only", action="store_true", help="redraw the PNGs from the committed CSVs")
     ap.add_argument("--serial", action="store_true", help="run points in this process, not as Ray tasks")
+    ap.add_argument("--only", default="", help="comma-separated table names to (re)run, e.g. cirrus,infless")
     args = ap.parse_args()
+    only = [n for n in args.only.split(",") if n] or list(HEADLINES)
+    unknown = sorted(set(only) - set(HEADLINES))
+    if unknown:
+        ap.error(f"--only: unknown tables {unknown}; known: {sorted(HEADLINES)}")
     if not args.plot_only:
-        for name, run in HEADLINES.items():
+        for name, run in ((n, HEADLINES[n]) for n in only):
             write_csv(OUT / f"{name}.csv", run(not args.serial))
     for figure, (draw, tables) in FIGURES.items():
         draw(*(pd.read_csv(OUT / f"{t}.csv") for t in tables), OUT / figure)

@@ -125,3 +125,30 @@ def test_s3express_bills_cheap_requests_plus_every_byte_moved():
     assert cost["s3express_requests"] == pytest.approx((1 * 0.00113 + 2 * 0.00003) / 1000)  # DELETE is free
     gib = 4 / 1024
     assert cost["s3express_transfer"] == pytest.approx(gib * 0.0032 + 2 * gib * 0.0006)
+
+
+def test_cirrus_2026_twin_adds_exactly_what_the_2020_cirrus_profile_adds():
+    """configs/cirrus/platform_2026.yaml = aws_2026 + the same Cirrus VMs as configs/cirrus/platform.yaml."""
+    cirrus = PROFILE_DIR.parent / "cirrus"
+    old, new = read_yaml(cirrus / "platform.yaml"), read_yaml(cirrus / "platform_2026.yaml")
+    assert (old.pop("extends"), new.pop("extends")) == ("aws_2020", "aws_2026")
+    assert new.pop("name") == "aws_2026_cirrus" and old.pop("name") == "aws_2020_cirrus"
+    assert new.pop("description").replace("2026", "2020") == old.pop("description")
+    assert new == old  # the same services, the same values, nothing else
+    twin = load_profile(str(cirrus / "platform_2026.yaml"))
+    assert twin.functions.bill_init and twin.functions.memory_mb_max == 10240
+    assert twin.service_config("cluster").node_price_per_hour == 0.68
+
+
+def test_infless_serving_reads_nothing_of_the_lambda_profile():
+    """INFless's cluster, GPU shares and prices are its own model: aws_2020 and aws_2026 serve alike
+    (results/README.md, "2026 what-if"); only the one hosting function's cold start and bill differ."""
+    from sls_ray.config import load_config
+    from sls_ray.runtime import simulate
+
+    cfg = Path(__file__).resolve().parents[2] / "configs" / "infless" / "serving.yaml"
+    runs = {p: simulate(load_config(cfg, [f"platform={p}", "params.duration_s=10", "params.load_rps=100"])).summary
+            for p in ("aws_2020", "aws_2026")}
+    old, new = runs["aws_2020"], runs["aws_2026"]
+    assert old["infless"] == new["infless"] and old["infless"]["arrived"] > 0
+    assert new["cost_usd"]["lambda_compute"] > old["cost_usd"]["lambda_compute"]  # 2026 bills the INIT phase

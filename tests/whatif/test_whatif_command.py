@@ -58,3 +58,20 @@ def test_whatif_bad_profiles_exit_2_naming_them(tmp_path, profiles, needle):
     res = runner.invoke(app, ["whatif", str(ROOT / "configs/quickstart.yaml"), "--profiles", profiles,
                               "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and needle in res.output, res.output
+
+
+def test_whatif_names_a_profile_file_by_its_name_not_its_path(tmp_path):
+    """A paper system's own profile is a YAML path (configs/cirrus/platform_2026.yaml): its column
+    value and directory are the profile's ``name:``, never OUT/<absolute path>."""
+    from sls_ray.errors import ConfigError
+    from sls_ray.whatif import run_whatif
+
+    old, new = str(ROOT / "configs/platforms/aws_2020.yaml"), str(ROOT / "configs/cirrus/platform_2026.yaml")
+    out = tmp_path / "w"
+    table = run_whatif(str(ROOT / "configs/quickstart.yaml"), [old, new], ["workers=2", "service=s3"],
+                       ["params.rounds=1"], out, parallel=False)
+    assert list(table["platform"]) == ["aws_2020", "aws_2026_cirrus"]
+    assert (out / "aws_2020" / "point-000" / "summary.json").exists()
+    assert (out / "aws_2026_cirrus" / "point-000" / "summary.json").exists()
+    with pytest.raises(ConfigError, match="share a name"):
+        run_whatif(str(ROOT / "configs/quickstart.yaml"), [old, "aws_2020"], [], [], tmp_path / "x", parallel=False)
