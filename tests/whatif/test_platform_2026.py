@@ -6,6 +6,7 @@ changed in Lambda's bill (1 ms granularity, the INIT phase billed)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
