@@ -44,10 +44,10 @@ def free_ports(n: int) -> list[int]:
 
 def cluster_env() -> dict:
     """Every process of the cluster and its drivers: one token of their own (``ray start``
-    turns token authentication on; docs/cluster.md, "Ports and security"). Every node is
-    started with ``--node-ip-address=127.0.0.1``, so the cluster's traffic stays on loopback;
-    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (which pins a *local* instance to loopback) would make
-    `ray start --address` refuse to add a node, so it is 1 here."""
+    turns token authentication on; docs/cluster.md, "Ports and security"), and Ray's defaults
+    for addresses: 127.0.0.1 is read as this machine's address, as on any cluster node.
+    (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, which pins a local instance to loopback, makes
+    `ray start --address` refuse to add a node.)"""
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1", "RAY_USAGE_STATS_ENABLED": "0",
            "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
@@ -76,8 +76,7 @@ class LocalCluster:
         cmd = [RAY, "start", "--block", "--num-cpus=1", "--disable-usage-stats",
                f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={grpc}",
                f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={env_agent}",
-               f"--node-manager-port={manager}", f"--object-manager-port={objects}",
-               "--node-ip-address=127.0.0.1", *args]  # every node on loopback: no traffic leaves the machine
+               f"--node-manager-port={manager}", f"--object-manager-port={objects}", *args]
         with open(self.logs / f"{name}.log", "w") as log:  # the node keeps its own copy of the descriptor
             self.nodes.append(subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                                start_new_session=True))
