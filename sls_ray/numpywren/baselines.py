@@ -241,22 +241,8 @@ def critical_path_s(spec: JobSpec, rate_flops: float) -> float:
     _, model = spec.plans()
     dag = model.dag
     finish: dict[Task, float] = {}
-    order = _topological(dag)
+    order = dag.topological_order()
     for t in order:
         start = max((finish[p] for p in dag.parents(t)), default=0.0)
         finish[t] = start + model.task_flops(t) / rate_flops
     return max(finish.values()) if finish else 0.0
-
-
-def _topological(dag) -> list[Task]:
-    indeg: dict[Task, int] = {}
-    out: list[Task] = []
-    frontier = list(dag.starting_tasks())
-    while frontier:
-        t = frontier.pop()
-        out.append(t)
-        for c in dag.children(t):
-            indeg[c] = indeg.get(c, dag.num_parents(c)) - 1
-            if indeg[c] == 0:
-                frontier.append(c)
-    return out

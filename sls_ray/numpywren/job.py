@@ -148,15 +148,7 @@ def critical_tasks(spec: JobSpec) -> frozenset:
     original runtime gives the top priority (lambdapack.py ``_find_critical_path``) [src]."""
     _, model = spec.plans()
     dag = model.dag
-    indeg: dict = {}
-    order, frontier = [], list(dag.starting_tasks())
-    while frontier:
-        t = frontier.pop()
-        order.append(t)
-        for c in dag.children(t):
-            indeg[c] = indeg.get(c, dag.num_parents(c)) - 1
-            if indeg[c] == 0:
-                frontier.append(c)
+    order = dag.topological_order()
     finish: dict = {}
     best_parent: dict = {}
     for t in order:

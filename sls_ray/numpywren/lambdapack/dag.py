@@ -304,6 +304,21 @@ class ImplicitDAG:
     def num_tasks(self) -> int:
         return sum(1 for _ in self.all_tasks())
 
+    def topological_order(self) -> list[Task]:
+        """Every task, each after all its parents (Kahn's algorithm from the starting tasks):
+        the order the critical-path and single-machine models walk the DAG in."""
+        indeg: dict[Task, int] = {}
+        out: list[Task] = []
+        frontier = list(self.starting_tasks())
+        while frontier:
+            t = frontier.pop()
+            out.append(t)
+            for c in self.children(t):
+                indeg[c] = indeg.get(c, self.num_parents(c)) - 1
+                if indeg[c] == 0:
+                    frontier.append(c)
+        return out
+
     def starting_tasks(self) -> list[Task]:
         """Tasks with no parents (all reads are inputs or never-written zero blocks).
 
