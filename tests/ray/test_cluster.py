@@ -9,6 +9,7 @@ on the machine), whatever the test's outcome.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
@@ -86,8 +87,12 @@ class LocalCluster:
         for attempt in range(3):
             self.port, client = free_ports(2)
             self.address = f"127.0.0.1:{self.port}"
-            self._node(f"head{attempt}", ["--head", f"--port={self.port}", "--include-dashboard=false",
-                                          f"--ray-client-server-port={client}"])
+            # a head starts a Ray Client server (default port 10001, shared by every cluster on the
+            # machine) only where grpcio is installed; naming a port without it makes `ray start` fail
+            head = ["--head", f"--port={self.port}", "--include-dashboard=false"]
+            if importlib.util.find_spec("grpc") is not None:
+                head.append(f"--ray-client-server-port={client}")
+            self._node(f"head{attempt}", head)
             self.head = self.nodes[-1]
             try:
                 self._wait_nodes(1)
