@@ -43,13 +43,15 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def cluster_env() -> dict:
-    """Every process of the cluster and its drivers: one token of their own (``ray start``
-    turns token authentication on; docs/cluster.md, "Ports and security"), and Ray's defaults
-    for addresses: 127.0.0.1 is read as this machine's address, as on any cluster node.
-    (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, which pins a local instance to loopback, makes
-    `ray start --address` refuse to add a node.)"""
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1", "RAY_USAGE_STATS_ENABLED": "0",
+def cluster_env(nodes: bool) -> dict:
+    """The environment of the cluster's nodes (``nodes``) or of its drivers: one token of their
+    own (``ray start`` turns token authentication on; docs/cluster.md, "Ports and security").
+
+    Everything stays on loopback: nodes are started with ``--node-ip-address=127.0.0.1`` and
+    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1 (with 0, `ray start --address` refuses to add a node);
+    drivers run with 0, which makes Ray read 127.0.0.1 as their node's address (with 1 a driver
+    resolves 127.0.0.1 to the machine's network address and finds no raylet there)."""
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1" if nodes else "0", "RAY_USAGE_STATS_ENABLED": "0",
            "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
                                           os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
@@ -65,7 +67,8 @@ class LocalCluster:
     """Head and worker node started with ``ray start --block``, each a process-group leader."""
 
     def __init__(self, tmp: Path) -> None:
-        self.env = cluster_env()
+        self.env = cluster_env(nodes=True)
+        self.driver_env = {**cluster_env(nodes=False), "RAY_AUTH_TOKEN": self.env["RAY_AUTH_TOKEN"]}
         self.nodes: list[subprocess.Popen] = []  # every node started, failed tries included
         self.head: subprocess.Popen | None = None
         self.logs = tmp
@@ -77,7 +80,8 @@ class LocalCluster:
         cmd = [RAY, "start", "--block", "--num-cpus=1", "--disable-usage-stats",
                f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={grpc}",
                f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={env_agent}",
-               f"--node-manager-port={manager}", f"--object-manager-port={objects}", *args]
+               f"--node-manager-port={manager}", f"--object-manager-port={objects}",
+               "--node-ip-address=127.0.0.1", *args]
         with open(self.logs / f"{name}.log", "w") as log:  # the node keeps its own copy of the descriptor
             self.nodes.append(subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                                start_new_session=True))
@@ -118,7 +122,7 @@ class LocalCluster:
             if any(p.poll() is not None for p in (self.head, self.nodes[-1])):  # the head, the newest node
                 raise NodeExited(f"a ray node exited: {self.tail()}")
             try:  # a driver probing a head that is still starting can hang: a probe that times out is a "not yet"
-                out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True,
+                out = subprocess.run([sys.executable, "-c", code], env=self.driver_env, capture_output=True, text=True,
                                      timeout=min(90.0, max(1.0, deadline - time.monotonic())), check=False)
             except subprocess.TimeoutExpired:
                 continue
@@ -159,7 +163,7 @@ def cluster(tmp_path_factory):
 
 
 def sls_ray(cluster: LocalCluster, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sls_ray.cli", *args], env=cluster.env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "sls_ray.cli", *args], env=cluster.driver_env, capture_output=True,
                           text=True, timeout=timeout, check=False)
 
 
@@ -185,7 +189,7 @@ def test_sls_ray_sweep_spreads_points_over_the_cluster_and_resumes_after_an_inte
     out = tmp_path / "sweep"
     cmd = [sys.executable, "-m", "sls_ray.cli", "sweep", str(config), "--address", cluster.address,
            "--out", str(out), "--no-plot"]
-    first = subprocess.Popen(cmd, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    first = subprocess.Popen(cmd, env=cluster.driver_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              start_new_session=True)
     try:  # interrupt it once the first point is written
         deadline = time.monotonic() + 240
