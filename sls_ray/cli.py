@@ -87,6 +87,8 @@ def run(config: str = typer.Argument(..., help="experiment config (YAML)"),
     s = result.summary
     console.print(f"{s['status']}: makespan {s['makespan_s']:.3f}s virtual, cost ${s['cost_usd']['total']:.6f}, "
                   f"{s['counts']['functions']} functions, failures {s['failures'] or 'none'} -> {out}")
+    for note in s.get("notes", []):
+        console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
     if s["status"] != "ok":  # the result directory is written; the run itself failed (README, "Statuses")
         console.print(escape(s.get("deadlock") or s.get("reason") or ""), highlight=False, soft_wrap=True)
         raise typer.Exit(code=1)

@@ -42,8 +42,14 @@ class KillFunction(_Fault):
     at_s: float = Field(ge=0, description="virtual time of the kill")
 
     def install(self, kernel, index: int) -> None:
-        kernel.schedule(to_ns(self.at_s), RANK_FAULT, FID_FAULT, index,
-                        lambda t: kernel.kill(self.fid, t, f"fault #{index}"))
+        def fire(t: int) -> None:
+            if not kernel.kill(self.fid, t, f"fault #{index}"):  # a silent no-op would read as "it survived"
+                kernel.fault_notes.append(
+                    f"fault #{index} (kill fid {self.fid} at {self.at_s:g} s) killed nothing: no function with "
+                    f"that id was running then (not started yet, still in its cold start, or already ended; "
+                    f"ids and times are in invocations.csv)")
+
+        kernel.schedule(to_ns(self.at_s), RANK_FAULT, FID_FAULT, index, fire)
 
 
 class KillFraction(_Window):

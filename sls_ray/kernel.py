@@ -66,6 +66,7 @@ class SimKernel:
         self.counts = {"invocations": 0, "cold_starts": 0, "throttles": 0, "simcalls": 0, "ops": 0,
                        "retries": 0, "duplicates": 0}
         self.metrics: list[tuple] = []
+        self.fault_notes: list[str] = []  # planned faults that found nothing to act on (summary "notes")
         self.services: dict[str, Service] = build_services(profile, self)
         self.network = FlowNetwork(self._schedule_flow)
         self.invoker = Invoker(self.fprof, seed)

@@ -317,7 +317,7 @@ def collect(cfg: ExperimentConfig, exp: Experiment, profile, kernel: SimKernel, 
         "failures": failures,
         "storage_requests": {r["service"]: r["requests"] for r in storage_rows},
         "services": {n: r for n, s in services.items() if (r := s.report())},
-        "notes": [n for n in (s.startup_note() for s in services.values()) if n],
+        "notes": [n for n in (s.startup_note() for s in services.values()) if n] + kernel.fault_notes,
     }
     if kernel.deadlock is not None:
         summary["deadlock"] = str(kernel.deadlock)

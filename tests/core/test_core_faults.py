@@ -153,3 +153,15 @@ def test_a_slowdown_that_starts_mid_transfer_slows_only_the_rest(sim):
             faults=[{"kind": "slowdown", "service": "memcached", "factor": 2.0, "t0_s": 5.05, "t1_s": 5.1}])
     # 0.5 MB at 10 MB/s by 5.05, 0.25 MB at 5 MB/s by 5.10, the last 0.25 MB at 10 MB/s: 0.125 s
     assert r.metric("read")["dt"].iloc[0] == pytest.approx(0.125, abs=1e-8)
+
+
+def test_a_kill_fault_that_finds_no_running_function_says_so_in_the_summary(sim):
+    """A kill naming an id that never ran (or ran and ended) changes nothing, and the summary's
+    notes say it killed nothing, so a user does not read the run as "it survived the fault"."""
+    faults = [{"kind": "kill", "fid": 2, "at_s": 3.0}, {"kind": "kill", "fid": 99, "at_s": 1.0}]
+    r = sim({"main": kill_main, "victim": kill_victim}, ("main", None), faults=faults)
+    assert r.summary["failures"] == {"FunctionKilled": 1}  # fault #0 hit fid 2
+    missed = [n for n in r.summary["notes"] if n.startswith("fault #")]
+    assert len(missed) == 1 and missed[0].startswith("fault #1 (kill fid 99 at 1 s) killed nothing")
+    clean = sim({"main": kill_main, "victim": kill_victim}, ("main", None), faults=faults[:1])
+    assert not [n for n in clean.summary["notes"] if n.startswith("fault #")]
