@@ -1,4 +1,4 @@
-"""The Ray transport: a kernel actor on the driver's node, function hosts spread over the cluster.
+"""The Ray transport: a kernel actor on the driver's node, function hosts dealt over the cluster.
 
 ``ray.init(address=...)`` joins a cluster; without an address a fresh local instance starts.
 Results are bit-identical to the in-process transport for any number of hosts and nodes
@@ -8,6 +8,9 @@ Actors stay warm between runs of one driver: starting a worker process costs sec
 for three on 2 cores), more than many whole runs, so the kernel actor and the hosts of a
 finished run serve the next runs (a run with more hosts starts only the missing ones). Nothing of a run survives in them but
 imported modules: each run sends its own ``RunPlan`` and builds its own kernel and handlers.
+Hosts are dealt round-robin over the cluster's alive nodes (hard node affinity, nodes in id
+order), so ``--hosts 2`` on two nodes uses both. Ray's ``SPREAD`` strategy, and soft affinity
+too, are best-effort for these zero-CPU actors: both were seen to put every host on the head.
 Actors of a run that did not end cleanly (a kernel error, the watchdog, a thread stuck in
 user code) are killed, never reused.
 """
@@ -31,6 +34,7 @@ class WarmActors:
     kernel: Any
     capacity: int
     hosts: list = field(default_factory=list)
+    nodes: list[str] = field(default_factory=list)  # the node each warm host was placed on
 
 
 #: (driver node id, job id) -> the actors a finished run left warm
@@ -65,7 +69,10 @@ class RayTransport:
             here = NodeAffinitySchedulingStrategy(ctx.get_node_id(), soft=False)
             warm.kernel = KernelActor.options(scheduling_strategy=here, max_concurrency=2 * warm.capacity + 4).remote()
         hosts, warm.hosts = warm.hosts[:n], warm.hosts[n:]
-        hosts += [FunctionHost.options(scheduling_strategy="SPREAD").remote() for _ in range(n - len(hosts))]
+        nodes, warm.nodes = warm.nodes[:n], warm.nodes[n:]
+        for node in deal_nodes(nodes, n - len(hosts)):
+            hosts.append(FunctionHost.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote())
+            nodes.append(node)
         kernel = warm.kernel
         clean = False
         try:
@@ -78,6 +85,7 @@ class RayTransport:
         finally:
             if clean:
                 warm.hosts = hosts + warm.hosts
+                warm.nodes = nodes + warm.nodes
                 _WARM[key] = warm
             else:
                 for actor in hosts + warm.hosts + [kernel]:
@@ -93,6 +101,19 @@ class RayTransport:
             return ray.get(kernel.run.remote())
         finally:
             ray.kill(kernel)
+
+
+def deal_nodes(taken: list[str], count: int) -> list[str]:
+    """Nodes for ``count`` new hosts: each to the alive node with the fewest of the run's hosts
+    (``taken``: the nodes of the hosts it already has), ties to the lowest node id."""
+    alive = sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])
+    load = {node: taken.count(node) for node in alive}
+    chosen = []
+    for _ in range(count):
+        node = min(alive, key=lambda x: (load[x], x))
+        load[node] += 1
+        chosen.append(node)
+    return chosen
 
 
 def release_warm_actors() -> None:

@@ -105,15 +105,18 @@ class LocalCluster:
                 continue
         raise RuntimeError(f"the second node did not start in 3 attempts: {self.tail()}")
 
-    def _wait_nodes(self, n: int, timeout_s: float = 180.0) -> None:
+    def _wait_nodes(self, n: int, timeout_s: float = 300.0) -> None:
         code = (f"import ray; ray.init(address={self.address!r}, log_to_driver=False); "
                 "print(sum(1 for x in ray.nodes() if x['Alive']))")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in (self.head, self.nodes[-1])):  # the head, the newest node
                 raise NodeExited(f"a ray node exited: {self.tail()}")
-            out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True,
-                                 timeout=120, check=False)
+            try:  # a driver probing a head that is still starting can hang: a probe that times out is a "not yet"
+                out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True,
+                                     timeout=min(90.0, max(1.0, deadline - time.monotonic())), check=False)
+            except subprocess.TimeoutExpired:
+                continue
             if out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == [str(n)]:
                 return
             time.sleep(1.0)
