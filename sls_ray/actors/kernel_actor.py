@@ -41,15 +41,14 @@ def object_store_preload(hosts: list) -> Callable[[dict], dict]:
                 out[key] = encode(value)
         if not hosts:
             out.update({key: (ray.put(real), size) for key, real, size in large})
-        step = ADOPT_WINDOW * len(hosts)
-        for lo in range(0, len(large) if hosts else 0, step):
-            chunk = large[lo:lo + step]
-            calls = [hosts[h].adopt.remote([real for _, real, _ in chunk[h::len(hosts)]])
-                     for h in range(min(len(hosts), len(chunk)))]
-            refs = ray.get(calls)
-            for h, host_refs in enumerate(refs):
-                for (key, _, size), ref in zip(chunk[h::len(hosts)], host_refs):
-                    out[key] = (ref, size)
+        else:
+            n, step = len(hosts), ADOPT_WINDOW * len(hosts)
+            for lo in range(0, len(large), step):
+                chunk = large[lo:lo + step]
+                calls = [hosts[h].adopt.remote([real for _, real, _ in chunk[h::n]]) for h in range(min(n, len(chunk)))]
+                for h, host_refs in enumerate(ray.get(calls)):
+                    for (key, _, size), ref in zip(chunk[h::n], host_refs):
+                        out[key] = (ref, size)
         return {key: out[key] for key in objects}  # the preload's own order
 
     return store
