@@ -168,6 +168,7 @@ class KernelActor:
         contexts must know of its services."""
         self.plan = plan
         self._isolated = []
+        self.core = None  # the last run's services and the object refs they hold: freed before this run's preload
         self.core = KernelCore(plan, n_hosts, watchdog_s, self._spawn if isolated else None, hosts)
         return self.core.service_kinds, self.core.item_limits
 
