@@ -191,9 +191,10 @@ class RunPlan:
         limit_threads()
         return self._build()[1].handlers()
 
-    def kernel(self, hooks) -> SimKernel:
+    def kernel(self, hooks, store: Callable[[dict], dict] | None = None) -> SimKernel:
+        """The run's kernel; ``store`` encodes preloaded objects (see ``make_kernel``)."""
         cfg, exp, profile = self._build()
-        return make_kernel(cfg, exp, profile, hooks)
+        return make_kernel(cfg, exp, profile, hooks, store)
 
     def result(self, kernel: SimKernel, status: str, wall: float, transport_name: str) -> RunResult:
         cfg, exp, profile = self._build()
@@ -251,15 +252,28 @@ def simulate_handlers(handlers: dict[str, Callable], entry: tuple[str, Any], *, 
     return simulate(cfg, experiment=exp)
 
 
-def make_kernel(cfg: ExperimentConfig, exp: Experiment, profile, hooks) -> SimKernel:
+def encode_all(objects: dict[str, Any]) -> dict[str, tuple[Any, int]]:
+    """Each preloaded object as (handle, wire size): private in-process copies."""
+    return {key: encode(value) for key, value in objects.items()}
+
+
+def make_kernel(cfg: ExperimentConfig, exp: Experiment, profile, hooks,
+                store: Callable[[dict], dict] | None = None) -> SimKernel:
+    """The run's kernel with its faults, preloaded objects and entry invocation.
+
+    ``store`` turns one service's preloaded objects into (handle, size) pairs; the Ray
+    transport passes one that leaves large values in the function hosts' object stores, so
+    the kernel process keeps only their refs (docs/cluster.md, "Where blocks live").
+    """
+    store = store or encode_all
     kernel = SimKernel(profile, cfg.seed, hooks, exp.handler_memory(), exp.handler_timeout())
     kernel.apply_faults(list(cfg.faults) + [_fault(f) for f in exp.faults()])
     for name, objects in exp.preload().items():
         if name not in kernel.services:
             raise ConfigError(f"experiment '{cfg.experiment}' preloads objects into service '{name}', which "
                               f"profile '{profile.name}' lacks; known: {sorted(kernel.services)}")
-        for key, value in objects.items():
-            kernel.services[name].preload(key, *encode(value))
+        for key, (handle, size) in store(objects).items():
+            kernel.services[name].preload(key, handle, size)
     handler, payload = exp.entry()
     handle, size = encode(payload)
     kernel.invoke_entry(handler, handle, size)

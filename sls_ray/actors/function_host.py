@@ -198,6 +198,15 @@ class FunctionHost:
         gateway.pump()
         return host_id, ray.get_runtime_context().get_node_id(), gateway.settle(2.0)
 
+    def adopt(self, values: list) -> list:
+        """Put preloaded values into this node's object store, owned by this host; their refs.
+
+        The kernel hands a run's preloaded data (NumPyWren's input blocks) to the hosts in
+        turn, so it lives spread over the nodes as the data functions write does, and the
+        kernel process keeps only refs (docs/cluster.md, "Where blocks live").
+        """
+        return [ray.put(v) for v in values]
+
 
 def _vm_data_bytes() -> int:
     with open("/proc/self/status") as f:

@@ -11,22 +11,58 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any, Callable
 
 import ray
 
 from sls_ray import simcall as sc
-from sls_ray.actors.function_host import FunctionHost
+from sls_ray.actors.function_host import INLINE_LIMIT, FunctionHost
+from sls_ray.payload import Sized, encode, wire_size
 from sls_ray.transport.local import service_tables
+
+ADOPT_WINDOW = 2  # values per host in flight while preloading: bounds the copies on their way
+
+
+def object_store_preload(hosts: list) -> Callable[[dict], dict]:
+    """A ``make_kernel`` store that leaves every preloaded value above INLINE_LIMIT in an
+    object store: the hosts' in turn (each adopts every n-th value, so the data is spread
+    over their nodes and owned by them, as written data is), or this process's node when a
+    run has no hosts yet (isolated mode). Small values stay inline, as a function's would.
+    Handles do not change virtual results: sizes are the same on every transport.
+    """
+    def store(objects: dict[str, Any]) -> dict[str, tuple[Any, int]]:
+        out: dict[str, tuple[Any, int]] = {}
+        large: list[tuple[str, Any, int]] = []
+        for key, value in objects.items():
+            real, size = (value.value, value.nbytes) if isinstance(value, Sized) else (value, wire_size(value))
+            if real is not None and wire_size(real) > INLINE_LIMIT:
+                large.append((key, real, size))
+            else:
+                out[key] = encode(value)
+        if not hosts:
+            out.update({key: (ray.put(real), size) for key, real, size in large})
+        else:
+            n, step = len(hosts), ADOPT_WINDOW * len(hosts)
+            for lo in range(0, len(large), step):
+                chunk = large[lo:lo + step]
+                calls = [hosts[h].adopt.remote([real for _, real, _ in chunk[h::n]]) for h in range(min(n, len(chunk)))]
+                for h, host_refs in enumerate(ray.get(calls)):
+                    for (key, _, size), ref in zip(chunk[h::n], host_refs):
+                        out[key] = (ref, size)
+        return {key: out[key] for key in objects}  # the preload's own order
+
+    return store
 
 
 class KernelCore:
     """Plain class: kernel + per-host outboxes + the event loop (the actor wraps it).
 
     ``plan`` builds the kernel (runtime.RunPlan); ``spawn(host_id, memory_limit_bytes)``, in
-    isolated mode, starts a one-function host for each function.
+    isolated mode, starts a one-function host for each function; ``hosts``, the run's
+    FunctionHost actors, adopt its preloaded objects (``object_store_preload``).
     """
 
-    def __init__(self, plan, n_hosts: int, watchdog_s: float, spawn=None) -> None:
+    def __init__(self, plan, n_hosts: int, watchdog_s: float, spawn=None, hosts: list = ()) -> None:
         # one lock; the kernel loop and each host's long poll wait on their own condition so a
         # batch wakes only its own caller and a reply only its host (no thundering herd)
         self.cond = threading.Condition()
@@ -40,7 +76,7 @@ class KernelCore:
         self.batches = 0
         self.spawn = spawn
         self.isolated_hosts: dict[int, object] = {}
-        self.kernel = plan.kernel(self)
+        self.kernel = plan.kernel(self, object_store_preload(list(hosts)))
         self.service_kinds, self.item_limits = service_tables(self.kernel)
 
     # -- hooks (called under self.cond by the kernel)
@@ -126,11 +162,14 @@ class KernelActor:
         self.plan = None
         self._isolated: list = []
 
-    def open(self, plan, n_hosts: int, watchdog_s: float, isolated: bool = False) -> tuple[dict, dict]:
-        """Build the run's kernel; returns what function contexts must know of its services."""
+    def open(self, plan, n_hosts: int, watchdog_s: float, isolated: bool = False,
+             hosts: list = ()) -> tuple[dict, dict]:
+        """Build the run's kernel (``hosts`` adopt its preloaded objects); returns what function
+        contexts must know of its services."""
         self.plan = plan
         self._isolated = []
-        self.core = KernelCore(plan, n_hosts, watchdog_s, self._spawn if isolated else None)
+        self.core = None  # the last run's services and the object refs they hold: freed before this run's preload
+        self.core = KernelCore(plan, n_hosts, watchdog_s, self._spawn if isolated else None, hosts)
         return self.core.service_kinds, self.core.item_limits
 
     def _spawn(self, host_id: int, memory_limit_bytes: int | None):

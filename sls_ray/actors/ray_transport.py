@@ -76,7 +76,7 @@ class RayTransport:
         kernel = warm.kernel
         clean = False
         try:
-            kinds, limits = ray.get(kernel.open.remote(self.plan, n, self.run.watchdog_s))
+            kinds, limits = ray.get(kernel.open.remote(self.plan, n, self.run.watchdog_s, hosts=hosts))
             serving = [h.serve.remote(self.plan, kernel, i, kinds, limits) for i, h in enumerate(hosts)]
             result = ray.get(kernel.run.remote())
             ends = ray.get(serving, timeout=SERVE_GRACE_S)
