@@ -43,6 +43,16 @@ def test_every_value_the_2026_profile_sets_has_a_provenance_tag_and_a_source():
     assert prof.tag("services.s3express.latency_s") == "[doc][est]"
 
 
+def test_what_the_2026_profile_calls_unchanged_equals_2020():
+    """The what-if isolates what AWS changed: a value 2026 restates as unchanged must be 2020's
+    (S3's request latency was restated at 0.02 s after 2020 moved to the sourced 0.05 s)."""
+    new, old = load_profile("aws_2026"), load_profile("aws_2020")
+    for field in ("latency_s", "write_rate_per_prefix", "read_rate_per_prefix"):
+        assert getattr(new.service_config("s3"), field) == getattr(old.service_config("s3"), field), field
+    for field in ("price_per_gb_s", "price_per_request", "concurrency_limit", "nic_mbs"):
+        assert getattr(new.functions, field) == getattr(old.functions, field), field
+
+
 def test_lambdaml_2026_profile_keeps_every_lambdaml_estimate_of_2020():
     """aws_2026_lambdaml = aws_2026 + the same LambdaML estimates as aws_2020_lambdaml (kept in step)."""
     own = read_yaml(PROFILE_DIR / "aws_2020_lambdaml.yaml")
