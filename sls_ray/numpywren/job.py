@@ -168,3 +168,41 @@ def critical_tasks(spec: JobSpec) -> frozenset:
         path.add(node.key)
     return frozenset(path)
 
+
+
+@dataclass(frozen=True)
+class CriticalPath:
+    """The DAG's longest chains: by task count, and by each task's unloaded duration."""
+
+    tasks: int  # most tasks on one parent-to-child chain
+    seconds: float  # longest chain of unloaded task times (see :func:`critical_path`)
+    seconds_tasks: int  # tasks on that chain
+
+
+def critical_path(spec: JobSpec, flops_per_s: float, nic_bytes_per_s: float, latency_s: float) -> CriticalPath:
+    """Longest paths of the job's DAG at the model block size.
+
+    A task's unloaded duration is what one executor at pipeline width 1 spends on it with the
+    network to itself: its input bytes at ``nic_bytes_per_s`` plus one request latency (the
+    reads are issued together), its FLOPs at ``flops_per_s``, its output bytes likewise; zero
+    blocks read past a tree's end cost nothing. Queueing, the post-op and provisioning are
+    left out, so this is the completion-time floor of any schedule with unlimited executors.
+    """
+    _, model = spec.plans()
+    dag = model.dag
+    depth: dict = {}
+    finish: dict = {}
+    hops: dict = {}
+    for t in dag.topological_order():
+        read, written = task_bytes(model, t)
+        missing = sum(block_bytes(model, r) for r in dag.reads(t) if not dag.is_input(r) and dag.writer(r) is None)
+        own = (2 * latency_s + (read - missing + written) / nic_bytes_per_s + model.task_flops(t) / flops_per_s)
+        parents = list(dag.parents(t))
+        if parents:
+            depth[t] = 1 + max(depth[p] for p in parents)
+            p = max(parents, key=lambda q: finish[q])
+            finish[t], hops[t] = finish[p] + own, hops[p] + 1
+        else:
+            depth[t], finish[t], hops[t] = 1, own, 1
+    last = max(finish, key=finish.get)
+    return CriticalPath(max(depth.values()), finish[last], hops[last])
