@@ -50,8 +50,10 @@ class NumPyWrenParams(Strict):
     executor_memory_mb: int = Field(3008, description="executor memory (3008 MB = 1.7 vCPUs, the 2020 maximum)")
     executor_timeout_s: float = Field(300.0, gt=0, description="executor Lambda timeout: budget plus draining "
                                       "the pipeline (PyWren's default) [src][est]")
-    policy: Literal["dynamic", "fixed"] = Field("dynamic", description="provisioning: the paper's scaling policy, "
-                                                "or the source's constant_timeout pool")
+    policy: Literal["dynamic", "fixed"] = Field("fixed", description="provisioning: the source scripts' default, "
+                                                "a constant_timeout pool of max_executors relaunched every "
+                                                "relaunch_fraction x budget [src], or the paper's dynamic policy "
+                                                "(sf, launch_granularity_s) [paper][src]")
     sf: float = Field(0.5, gt=0, description="scaling factor of the dynamic policy [paper][src]")
     max_executors: int = Field(1000, ge=1, le=1000, description="cap on executors; the fixed pool's size")
     launch_granularity_s: float = Field(60.0, ge=0, description="dynamic policy launches at most this often [src]")
@@ -205,7 +207,8 @@ class NumPyWrenExperiment(Experiment):
         total_flops = sum(model.task_flops(t) for t in real.dag.all_tasks())
         stalled = not result.metric("stalled").empty
         out = {
-            "program": p.program, "graph": p.graph, "blocks": p.blocks, "block_size": p.block_size,
+            "program": p.program, "graph": p.graph, "policy": p.policy, "blocks": p.blocks,
+            "block_size": p.block_size,
             "model_block_size": spec.model_block_size, "folded": spec.folded,
             "pipeline_width": p.pipeline_width, "cache_blocks": p.cache_blocks,
             "matrix_side_model": p.blocks * spec.model_block_size,
