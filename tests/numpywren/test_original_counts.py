@@ -72,6 +72,19 @@ def test_the_original_counts_written_out_by_hand():
     assert orig.bdfac_tasks(3) == tasks("bdfac", 3) == 18 + 6 + 1 + 9 + 2
 
 
+PAPER_COUNTS = {  # 64 blocks a side (TSQR: 64 and 63 row blocks): (original, compact)
+    ("cholesky", 64): (45_760, 45_760), ("gemm", 64): (352_256, 348_160), ("qr", 64): (183_334, 171_760),
+    ("bdfac", 64): (358_606, 339_232), ("tsqr", 64): (127, 127), ("tsqr", 63): (126, 120),
+}
+
+
+@pytest.mark.parametrize("name, n", sorted(PAPER_COUNTS), ids=str)
+def test_the_paper_dag_built_in_both_graphs_has_the_quoted_counts(name, n):
+    """The DAGs themselves at the paper's 64 blocks (a few seconds each: sizes are symbolic)."""
+    assert (tasks(name, n), tasks(name, n, "compact")) == PAPER_COUNTS[name, n]
+    assert PAPER_COUNTS[name, n] == (original_count(name, n), compact_count(name, n))
+
+
 def test_the_paper_dag_counts_quoted_in_results_readme():
     assert orig.cholesky_tasks(64) == 45_760
     assert orig.gemm_tasks(64, 64, 64) == 352_256 and compact_count("gemm", 64) == 348_160
