@@ -67,18 +67,15 @@ def _tree_row(j: int, l: int, k: int) -> int:
 
 
 #: program -> matrix -> block index -> (row block, column block) in the matrix the data belongs to
+#: (both graphs: Root and Wr are the original graph's copy-out sources)
 COORDS: dict[str, dict[str, Callable[[tuple], tuple[int, int]]]] = {
     "cholesky": {"A": lambda x: x, "L": lambda x: x, "T": lambda x: (x[1], x[2])},
-    "gemm": {"A": lambda x: x, "B": lambda x: x, "C": lambda x: x, "P": lambda x: (x[0], x[1])},
-    "gemm_copyout": {"A": lambda x: x, "B": lambda x: x, "C": lambda x: x, "P": lambda x: (x[0], x[1]),
-                     "Root": lambda x: x},
+    "gemm": {"A": lambda x: x, "B": lambda x: x, "C": lambda x: x, "P": lambda x: (x[0], x[1]),
+             "Root": lambda x: x},
     "tsqr": {"A": lambda x: x, "R": lambda x: x, "Rt": lambda x: (x[1] * 2 ** x[0], 0)},
     "qr": {"A": lambda x: x, "R": lambda x: x, "S": lambda x: (x[1], x[2]),
            "Qt": lambda x: (_tree_row(*x), x[0]), "Rt": lambda x: (_tree_row(*x), x[0]),
-           "W": lambda x: (_tree_row(x[0], x[1], x[2]), x[3])},
-    "qr_copyout": {"A": lambda x: x, "R": lambda x: x, "S": lambda x: (x[1], x[2]),
-                   "Qt": lambda x: (_tree_row(*x), x[0]), "Rt": lambda x: (_tree_row(*x), x[0]),
-                   "W": lambda x: (_tree_row(x[0], x[1], x[2]), x[3]), "Wr": lambda x: (_tree_row(x[0], x[1], x[2]), x[3])},
+           "W": lambda x: (_tree_row(x[0], x[1], x[2]), x[3]), "Wr": lambda x: (_tree_row(x[0], x[1], x[2]), x[3])},
     "bdfac": {"A": lambda x: x, "B": lambda x: x, "Z": lambda x: x, "X": lambda x: (x[1], x[2]),
               "Y": lambda x: (x[1], x[2]), "Qq": lambda x: (_tree_row(*x), x[0]),
               "Rq": lambda x: (_tree_row(*x), x[0]), "Wq": lambda x: (_tree_row(x[0], x[1], x[2]), x[3]),

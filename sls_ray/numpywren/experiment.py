@@ -15,21 +15,26 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from sls_ray.api import Experiment, Sized, Strict
 from sls_ray.numpywren import executor
 from sls_ray.numpywren.baselines import VCPUS_PER_CORE, ClusterParams, run_mpi, single_machine
 from sls_ray.numpywren.job import JobSpec, block_bytes, compare
 from sls_ray.numpywren.lambdapack import BlockRef
+from sls_ray.numpywren.programs import RETIRED_PROGRAMS, retired_message
 
 CORRECT_TOLERANCE = 1e-9  # relative deviation from numpy that still counts as float64 round-off
 
 
 class NumPyWrenParams(Strict):
-    program: Literal["cholesky", "gemm", "tsqr", "qr", "bdfac", "gemm_copyout", "qr_copyout"] = Field(
-        "cholesky", description="LAMBDAPACK program (bdfac = the band stage of SVD, its band's SVD taken locally; "
-        "*_copyout = with the original compiler's identity copy-out tasks into the output matrix)")
+    program: Literal["cholesky", "gemm", "tsqr", "qr", "bdfac"] = Field(
+        "cholesky", description="LAMBDAPACK program (bdfac = the band stage of SVD, its band's SVD taken locally)")
+    graph: Literal["original", "compact"] = Field(
+        "original", description="task graph: the original compiler's (numpywren algs.py: identity copy-outs "
+        "into GEMM's and QR's output, trees of ceil(n/2^(l+1)) binary nodes whose children past the end read as "
+        "zeros) [src], or our compact one (tree roots write the output; trees merge three children at the end of "
+        "an odd level: fewer tasks, one level less over n not a power of two)")
     blocks: int = Field(8, ge=1, le=128, description="blocks per side (TSQR: row blocks)")
     block_size: int = Field(16, ge=1, description="real block side computed with numpy")
     model_block_size: int | None = Field(None, ge=1, description="block side charged for compute, bytes, memory "
@@ -45,8 +50,10 @@ class NumPyWrenParams(Strict):
     executor_memory_mb: int = Field(3008, description="executor memory (3008 MB = 1.7 vCPUs, the 2020 maximum)")
     executor_timeout_s: float = Field(300.0, gt=0, description="executor Lambda timeout: budget plus draining "
                                       "the pipeline (PyWren's default) [src][est]")
-    policy: Literal["dynamic", "fixed"] = Field("dynamic", description="provisioning: the paper's scaling policy, "
-                                                "or the source's constant_timeout pool")
+    policy: Literal["dynamic", "fixed"] = Field("fixed", description="provisioning: the source scripts' default, "
+                                                "a constant_timeout pool of max_executors relaunched every "
+                                                "relaunch_fraction x budget [src], or the paper's dynamic policy "
+                                                "(sf, launch_granularity_s) [paper][src]")
     sf: float = Field(0.5, gt=0, description="scaling factor of the dynamic policy [paper][src]")
     max_executors: int = Field(1000, ge=1, le=1000, description="cap on executors; the fixed pool's size")
     launch_granularity_s: float = Field(60.0, ge=0, description="dynamic policy launches at most this often [src]")
@@ -69,8 +76,16 @@ class NumPyWrenParams(Strict):
     mpi: ClusterParams = Field(default_factory=ClusterParams, description="the MPI/ScaLAPACK cluster model")
     seed: int = Field(0, description="input matrices")
 
+    @field_validator("program", mode="before")
+    @classmethod
+    def _retired_program(cls, value: object) -> object:
+        if isinstance(value, str) and value in RETIRED_PROGRAMS:
+            raise ValueError(retired_message(value))
+        return value
+
     def job(self) -> JobSpec:
-        return JobSpec.make(self.program, self.blocks, self.block_size, self.model_block_size, self.n, self.seed)
+        return JobSpec.make(self.program, self.blocks, self.block_size, self.model_block_size, self.n, self.seed,
+                            self.graph)
 
     def runtime_cfg(self) -> dict:
         keys = ("pipeline_width", "cache_blocks", "lease_s", "budget_s", "idle_timeout_s", "policy", "sf",
@@ -166,11 +181,12 @@ class NumPyWrenExperiment(Experiment):
             tasks = tasks.rename(columns={"t": "retired", "fid": "executor"})
             cols = ["task", "stmt", "executor", "recv", "start", "end", "retired", "flops", "read_bytes", "hits",
                     "written_bytes", "gc_bytes", "repeat", "first", "enqueued"]
-            out["tasks"] = tasks[cols].assign(program=self.params.program, blocks=self.params.blocks)
+            out["tasks"] = tasks[cols].assign(program=self.params.program, graph=self.params.graph,
+                                              blocks=self.params.blocks)
         sched = result.metric("sched")
         if not sched.empty:
             out["timeline"] = sched[["t", "waiting", "running", "up", "done", "launched"]].assign(
-                program=self.params.program, policy=self.params.policy, sf=self.params.sf)
+                program=self.params.program, graph=self.params.graph, policy=self.params.policy, sf=self.params.sf)
         inv = result.invocations
         ex = inv[inv["handler"] == "executor"]
         if not ex.empty:
@@ -191,7 +207,8 @@ class NumPyWrenExperiment(Experiment):
         total_flops = sum(model.task_flops(t) for t in real.dag.all_tasks())
         stalled = not result.metric("stalled").empty
         out = {
-            "program": p.program, "blocks": p.blocks, "block_size": p.block_size,
+            "program": p.program, "graph": p.graph, "policy": p.policy, "blocks": p.blocks,
+            "block_size": p.block_size,
             "model_block_size": spec.model_block_size, "folded": spec.folded,
             "pipeline_width": p.pipeline_width, "cache_blocks": p.cache_blocks,
             "matrix_side_model": p.blocks * spec.model_block_size,

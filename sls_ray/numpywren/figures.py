@@ -71,7 +71,8 @@ def systems_row(name: str, label: str, run: SweepRun) -> dict:
     seed_mpi_c, seed_npw_c = SEED_CORE_S[name]
     row = {
         "row": name, "variant": label, "pipeline_width": int(run.table["params.pipeline_width"].iloc[0]),
-        "program": PROGRAM_OF[name], "blocks": int(run.table["params.blocks"].iloc[0]),
+        "program": PROGRAM_OF[name], "graph": s["graph"], "policy": s["policy"],
+        "blocks": int(run.table["params.blocks"].iloc[0]),
         "block_size_real": s["block_size"], "block_size_model": s["model_block_size"],
         "n_model": s["matrix_side_model"], "tasks": s["tasks_total"], "correct": s.get("correct"),
         "max_rel_error": s.get("max_rel_error"), "program_status": s["program_status"],

@@ -17,7 +17,7 @@ from functools import lru_cache
 import numpy as np
 
 from sls_ray.numpywren.lambdapack import BlockRef, Task
-from sls_ray.numpywren.programs import PROGRAMS, Plan, get_program
+from sls_ray.numpywren.programs import Plan, get_program
 
 FLOAT_BYTES = 8  # float64 blocks, as NumPyWren stores them
 
@@ -30,11 +30,12 @@ class JobSpec:
     model_block_size: int  # block side charged for compute, bytes, memory and storage
     n: int  # real matrix side (<= blocks * block_size: a smaller last block is ragged)
     seed: int = 0
+    graph: str = "original"  # a key of programs.GRAPHS: the original compiler's task graph, or our compact one
 
     @classmethod
     def make(cls, program: str, blocks: int, block_size: int, model_block_size: int | None = None,
-             n: int | None = None, seed: int = 0) -> "JobSpec":
-        get_program(program)  # unknown names fail with the known ones
+             n: int | None = None, seed: int = 0, graph: str = "original") -> "JobSpec":
+        get_program(program, graph)  # unknown names and graphs fail with the known ones
         if blocks < 1 or block_size < 1:
             raise ValueError(f"blocks ({blocks}) and block_size ({block_size}) must be >= 1")
         n = blocks * block_size if n is None else n
@@ -45,7 +46,7 @@ class JobSpec:
         if model != block_size and n != blocks * block_size:
             raise ValueError(f"folded blocks (model_block_size={model} != block_size={block_size}) need whole "
                              f"blocks: set n={blocks * block_size} or leave it unset")
-        return cls(program, blocks, block_size, model, n, seed)
+        return cls(program, blocks, block_size, model, n, seed, graph)
 
     @property
     def folded(self) -> bool:
@@ -58,7 +59,7 @@ class JobSpec:
     def shapes(self, model: bool = False) -> dict[str, tuple[int, int]]:
         """Input matrix shapes, real or at the model block size."""
         n, b = (self.blocks * self.model_block_size, self.model_block_size) if model else (self.n, self.block_size)
-        if self.program in ("gemm", "gemm_copyout"):
+        if self.program == "gemm":
             return {"A": (n, n), "B": (n, n)}
         if self.program == "tsqr":
             return {"A": (n, b)}
@@ -70,7 +71,7 @@ class JobSpec:
     # -------------------------------------------------------------- plans (cached per process)
     def plans(self) -> tuple[Plan, Plan]:
         """(real plan, model plan); identical objects when nothing is folded."""
-        return _plans(self.program, self.blocks, self.block_size, self.model_block_size, self.n)
+        return _plans(self.program, self.graph, self.blocks, self.block_size, self.model_block_size, self.n)
 
     # -------------------------------------------------------------- data
     def inputs(self) -> dict[str, np.ndarray]:
@@ -88,17 +89,18 @@ class JobSpec:
         a = matrices["A"]
         if self.program == "cholesky":
             return np.linalg.cholesky(a)
-        if self.program in ("gemm", "gemm_copyout"):
+        if self.program == "gemm":
             return a @ matrices["B"]
-        if self.program in ("qr", "tsqr", "qr_copyout"):
+        if self.program in ("qr", "tsqr"):
             return np.linalg.qr(a, mode="r")
         return np.linalg.svd(a, compute_uv=False)
 
 
 @lru_cache(maxsize=32)
-def _plans(program: str, blocks: int, block_size: int, model_block_size: int, n: int) -> tuple[Plan, Plan]:
-    spec = JobSpec(program, blocks, block_size, model_block_size, n)
-    algorithm = PROGRAMS[program]
+def _plans(program: str, graph: str, blocks: int, block_size: int, model_block_size: int,
+           n: int) -> tuple[Plan, Plan]:
+    spec = JobSpec(program, blocks, block_size, model_block_size, n, graph=graph)
+    algorithm = get_program(program, graph)
     real = algorithm.plan(spec.shapes(), block_size)
     if model_block_size == block_size:
         return real, real
@@ -113,7 +115,7 @@ def compare(spec: JobSpec, result: np.ndarray, expected: np.ndarray) -> float:
     result, expected = np.asarray(result), np.asarray(expected)
     if result.shape != expected.shape:
         return float("inf")
-    if spec.program in ("qr", "tsqr", "qr_copyout"):
+    if spec.program in ("qr", "tsqr"):
         signs = np.sign(np.diag(result)) * np.sign(np.diag(expected))
         signs[signs == 0] = 1.0
         result = result * signs[:, None]
@@ -166,3 +168,41 @@ def critical_tasks(spec: JobSpec) -> frozenset:
         path.add(node.key)
     return frozenset(path)
 
+
+
+@dataclass(frozen=True)
+class CriticalPath:
+    """The DAG's longest chains: by task count, and by each task's unloaded duration."""
+
+    tasks: int  # most tasks on one parent-to-child chain
+    seconds: float  # longest chain of unloaded task times (see :func:`critical_path`)
+    seconds_tasks: int  # tasks on that chain
+
+
+def critical_path(spec: JobSpec, flops_per_s: float, nic_bytes_per_s: float, latency_s: float) -> CriticalPath:
+    """Longest paths of the job's DAG at the model block size.
+
+    A task's unloaded duration is what one executor at pipeline width 1 spends on it with the
+    network to itself: its input bytes at ``nic_bytes_per_s`` plus one request latency (the
+    reads are issued together), its FLOPs at ``flops_per_s``, its output bytes likewise; zero
+    blocks read past a tree's end cost nothing. Queueing, the post-op and provisioning are
+    left out, so this is the completion-time floor of any schedule with unlimited executors.
+    """
+    _, model = spec.plans()
+    dag = model.dag
+    depth: dict = {}
+    finish: dict = {}
+    hops: dict = {}
+    for t in dag.topological_order():
+        read, written = task_bytes(model, t)
+        missing = sum(block_bytes(model, r) for r in dag.reads(t) if not dag.is_input(r) and dag.writer(r) is None)
+        own = (2 * latency_s + (read - missing + written) / nic_bytes_per_s + model.task_flops(t) / flops_per_s)
+        parents = list(dag.parents(t))
+        if parents:
+            depth[t] = 1 + max(depth[p] for p in parents)
+            p = max(parents, key=lambda q: finish[q])
+            finish[t], hops[t] = finish[p] + own, hops[p] + 1
+        else:
+            depth[t], finish[t], hops[t] = 1, own, 1
+    last = max(finish, key=finish.get)
+    return CriticalPath(max(depth.values()), finish[last], hops[last])

@@ -15,6 +15,15 @@ Facts read from Vaishaal/numpywren (no code carried over), for N x N (GEMM: M x 
   the tree's ``qr_factor``s, ``qr_leaf`` updates of every trailing block, a
   ``qr_trailing_update`` per tree node and trailing column, and one ``identity`` copy-out of
   each trailing block of R.
+- BDFAC: per step i a QR panel over n = N - i row blocks (``qr_factor`` per leaf and tree
+  node, ``qr_leaf`` / ``qr_trailing_update`` per leaf or node and trailing column, N - i - 1
+  of them) and an LQ panel over m = N - i - 1 column blocks (``lq_factor`` per leaf and node,
+  an update per leaf or node and trailing row, m of them); both trees as TSQR's
+  (``range(i, N, 2**level)`` for level 1..ceil(log2 n)). No output matrix, so no copy-outs.
+
+``programs.py`` builds these graphs (``graph: original``, the default) and, as an option,
+our compact ones (``graph: compact``: no copy-outs, trees that merge three children at the
+end of an odd level); ``tree_nodes_ours`` counts the latter.
 """
 from __future__ import annotations
 
@@ -66,4 +75,13 @@ def qr_tasks(n: int, copy_out: bool = True) -> int:
         leaves, trailing = n - i, n - i - 1
         nodes = tree_nodes_original(leaves)
         total += (leaves + nodes) * (1 + trailing) + (trailing if copy_out else 0)
+    return total
+
+
+def bdfac_tasks(n: int) -> int:
+    total = 0
+    for i in range(n):
+        rows, cols = n - i, n - i - 1  # QR panel leaves; LQ panel leaves (= its trailing rows)
+        total += (rows + tree_nodes_original(rows)) * (1 + cols)
+        total += (cols + tree_nodes_original(cols)) * (1 + cols)
     return total

@@ -7,11 +7,23 @@ smaller ragged blocks at the bottom/right edge), which blocks form the output an
 assemble the final result. :meth:`Algorithm.plan` binds shapes and block size into a
 :class:`Plan`, the object the runtime and the reference executor work from.
 
-Reduction trees (TSQR, CAQR and BDFAC panels) are binary over n leaves: level l has
-``n // 2**l`` nodes and node k combines nodes 2k and 2k+1 of the level below, and also
-2k+2 when it is the last node of an odd level. No node ever passes a lone child up
-unchanged, so there are no copy tasks, and indices stay solvable (``2*k + 1``; the rows a
-tree node finalises, ``j + (2*k + 1) * 2**l``, are solved by enumerating the level l).
+Each program comes in two graphs (:data:`GRAPHS`; the experiment's ``graph`` knob):
+
+- ``original`` (the default): the task graph the original compiler enumerates
+  (Vaishaal/numpywren ``numpywren/algs.py``; counts in ``original.py``). GEMM and QR end with
+  one ``identity`` copy-out per output block; the reduction trees of TSQR, CAQR and BDFAC
+  panels are binary over n leaves with ``ceil(n / 2**(l+1))`` nodes at level l+1, node k
+  combining nodes 2k and 2k+1 of the level below: for n not a power of two the last node of
+  a level reads a child past the end, which no task writes and which reads as a zero block of
+  its sibling's shape (the original's matrices fill unwritten blocks with zeros,
+  ``parent_fn=constant_zeros``), and writes that child's finished rows past the end, where
+  nothing reads them. ``ceil(log2 n)`` levels.
+- ``compact`` (ours): no copy-outs (the tree roots write the output), and trees with
+  ``n // 2**l`` nodes at level l whose last node also takes child 2k+2 when its level is
+  odd: no node reads a missing child, ``floor(log2 n)`` levels, fewer tasks.
+
+Indices stay solvable in both (``2*k + 1``; the rows a tree node finalises,
+``j + (2*k + 1) * 2**l``, are solved by enumerating the level l).
 """
 
 from __future__ import annotations
@@ -28,18 +40,23 @@ from sls_ray.numpywren.kernels import Kernel, Shape, get_kernel
 from sls_ray.numpywren.lambdapack import BlockRef, ImplicitDAG, LambdaPackError, Program, Task
 
 __all__ = [
+    "GRAPHS",
     "PROGRAMS",
+    "RETIRED_PROGRAMS",
     "Algorithm",
     "Bdfac",
+    "BdfacOriginal",
     "BlockGrid",
     "Caqr",
+    "CaqrOriginal",
     "Cholesky",
-    "CaqrCopyOut",
     "Gemm",
-    "GemmCopyOut",
+    "GemmOriginal",
     "Plan",
     "Tsqr",
+    "TsqrOriginal",
     "get_program",
+    "retired_message",
 ]
 
 
@@ -248,6 +265,33 @@ def _square_grid(rows: int, cols: int, block_size: int) -> BlockGrid:
     return BlockGrid(rows, cols, block_size, block_size)
 
 
+def _missing_tree_child(plan: Plan, ref: BlockRef, trees: Mapping[str, tuple[int, str, int]]) -> Shape | None:
+    """Shape of a child past the end of an original-graph tree level (None: not such a child).
+
+    The original compiler's trees enumerate ``ceil(n / 2**(l+1))`` nodes per level, so the
+    last node of a level may read child 2k+1, which no task writes; the original's matrices
+    fill unwritten blocks with zeros of the matrix's block shape (``parent_fn=constant_zeros``),
+    the shape of the left sibling 2k. ``trees`` maps each tree matrix to (the index position of
+    its node number, the tree's factor matrix, the axis blocks are stacked along: 0 for QR's
+    rows, 1 for LQ's columns). One exception keeps ragged real blocks exact: where the
+    sibling's factor is not full (a panel's last, shorter block) the zero block is empty
+    along the stacking axis, so the node's factor keeps the rows its update keeps. Folded
+    runs have whole blocks, so the model always charges the full zero block.
+    """
+    tree = trees.get(ref.matrix)
+    if tree is None:
+        return None
+    position, factor, axis = tree
+    if ref.idx[position] % 2 == 0:
+        return None
+    sibling = ref.idx[:position] + (ref.idx[position] - 1,) + ref.idx[position + 1 :]
+    shape = list(plan.block_shape(BlockRef(ref.matrix, sibling)))
+    factor_shape = plan.block_shape(BlockRef(factor, sibling[: position + 1]))
+    if factor_shape[axis] < factor_shape[1 - axis]:
+        shape[axis] = 0
+    return (shape[0], shape[1])
+
+
 # ----------------------------------------------------------------------------------------
 # Cholesky.
 
@@ -362,15 +406,13 @@ def gemm(M, N, K):
         return product
 
 
-class GemmCopyOut(Gemm):
-    """GEMM as the original compiler enumerates it (numpywren ``algs.GEMM``): the tree root is
-    copied into C by one identity task per output block, M·N tasks more than :class:`Gemm`
-    (4,096 at the paper's 64 x 64 blocks), each reading and writing one block."""
+class GemmOriginal(Gemm):
+    """GEMM as the original compiler enumerates it (numpywren ``algs.GEMM``): the same 4-ary
+    tree, whose root is copied into C by one identity task per output block, M·N tasks more
+    than :class:`Gemm` (4,096 at the paper's 64 x 64 blocks), each reading and writing one
+    block. With K = 1 the product itself is copied, as the original's depth-0 tree does."""
 
-    name = "gemm_copyout"
-    source = Gemm.source.replace("C[i, j] = ", "Root[i, j] = ").replace(
-        "            for l in range(ceil_log(K, 4)):",
-        "            for l in range(ceil_log(K, 4)):", 1).rstrip("\n") + '''
+    source = Gemm.source.replace("C[i, j] = ", "Root[i, j] = ").rstrip("\n") + '''
             C[i, j] = identity(Root[i, j])
 '''
 
@@ -421,6 +463,31 @@ def tsqr(M):
 
     def assemble(self, plan: Plan, blocks: Mapping[BlockRef, np.ndarray]) -> np.ndarray:
         return np.array(blocks[BlockRef("R", (0, 0))])
+
+
+class TsqrOriginal(Tsqr):
+    """TSQR as the original compiler enumerates it (numpywren ``algs.TSQR``): ``ceil(log2 M)``
+    levels of ``ceil(M / 2**(l+1))`` binary nodes; a node whose right child lies past the end
+    stacks a zero block under its left child's R. Tasks: M + sum_l ceil(M / 2^(l+1))."""
+
+    source = '''
+def tsqr(M):
+    for i in range(M):
+        if M == 1:
+            R[0, 0] = qr_r(A[i, 0])
+        else:
+            Rt[0, i] = qr_r(A[i, 0])
+    for l in range(ceil_log(M, 2)):
+        for k in range(ceildiv(M, 2 ** (l + 1))):
+            if l + 1 == ceil_log(M, 2):
+                R[0, 0] = qr_r(Rt[l, 2 * k], Rt[l, 2 * k + 1])
+            else:
+                Rt[l + 1, k] = qr_r(Rt[l, 2 * k], Rt[l, 2 * k + 1])
+'''
+
+    def missing_block_shape(self, plan: Plan, ref: BlockRef) -> Shape:
+        shape = _missing_tree_child(plan, ref, {"Rt": (1, "Rt", 0)})
+        return super().missing_block_shape(plan, ref) if shape is None else shape
 
 
 # ----------------------------------------------------------------------------------------
@@ -514,13 +581,14 @@ def qr(M, N):
         return factor
 
 
-class CaqrCopyOut(Caqr):
-    """CAQR with the original compiler's copy-out (numpywren ``algs.QR``): a panel's root
-    writes its trailing row to Wr (indexed like W, so each copy finds its writer), and one
-    identity task per trailing column copies it into R (sum_j (N - j - 1) tasks more than :class:`Caqr`: 2,016 at 64
-    blocks). The trees are ours (binary, 3-ary merges), not the original's enumeration."""
+class CaqrOriginal(Caqr):
+    """CAQR as the original compiler enumerates it (numpywren ``algs.QR``): the panel trees
+    have ``ceil(log2 n)`` levels of ``ceil(n / 2**(l+1))`` binary nodes (a right child past
+    the end reads as a zero block; the rows it would finalise land past the end, unread), and
+    the root's trailing row goes to Wr (indexed like W, so each copy finds its writer), from
+    which one identity task per trailing column copies it into R: sum_j (N - j - 1) copy-outs
+    (2,016 at 64 blocks). Per panel: (n + sum_l ceil(n / 2^(l+1))) * (1 + t) + t tasks."""
 
-    name = "qr_copyout"
     source = '''
 def qr(M, N):
     for j in range(min(M, N)):
@@ -546,23 +614,9 @@ def qr(M, N):
                     R[j, c] = identity(Wr[j, 0, k, c])
                 else:
                     W[j, 0, k, c] = qr_apply(Qt[j, 0, k], S[j, j + k, c])
-        for l in range(floor_log2(M - j)):
-            for k in range((M - j) // 2 ** (l + 1)):
-                if 2 * k + 3 == (M - j) // 2 ** l:
-                    if l + 1 == floor_log2(M - j):
-                        Qt[j, l + 1, k], R[j, j] = qr_factor(
-                            Rt[j, l, 2 * k], Rt[j, l, 2 * k + 1], Rt[j, l, 2 * k + 2])
-                        for c in range(j + 1, N):
-                            Wr[j, l + 1, k, c], S[j + 1, j + (2 * k + 1) * 2 ** l, c], S[j + 1, j + (2 * k + 2) * 2 ** l, c] = qr_apply(
-                                Qt[j, l + 1, k], W[j, l, 2 * k, c], W[j, l, 2 * k + 1, c], W[j, l, 2 * k + 2, c])
-                            R[j, c] = identity(Wr[j, l + 1, k, c])
-                    else:
-                        Qt[j, l + 1, k], Rt[j, l + 1, k] = qr_factor(
-                            Rt[j, l, 2 * k], Rt[j, l, 2 * k + 1], Rt[j, l, 2 * k + 2])
-                        for c in range(j + 1, N):
-                            W[j, l + 1, k, c], S[j + 1, j + (2 * k + 1) * 2 ** l, c], S[j + 1, j + (2 * k + 2) * 2 ** l, c] = qr_apply(
-                                Qt[j, l + 1, k], W[j, l, 2 * k, c], W[j, l, 2 * k + 1, c], W[j, l, 2 * k + 2, c])
-                elif l + 1 == floor_log2(M - j):
+        for l in range(ceil_log(M - j, 2)):
+            for k in range(ceildiv(M - j, 2 ** (l + 1))):
+                if l + 1 == ceil_log(M - j, 2):
                     Qt[j, l + 1, k], R[j, j] = qr_factor(Rt[j, l, 2 * k], Rt[j, l, 2 * k + 1])
                     for c in range(j + 1, N):
                         Wr[j, l + 1, k, c], S[j + 1, j + (2 * k + 1) * 2 ** l, c] = qr_apply(
@@ -574,6 +628,13 @@ def qr(M, N):
                         W[j, l + 1, k, c], S[j + 1, j + (2 * k + 1) * 2 ** l, c] = qr_apply(
                             Qt[j, l + 1, k], W[j, l, 2 * k, c], W[j, l, 2 * k + 1, c])
 '''
+
+    def ssa_sizes(self) -> list[dict[str, int]]:
+        return [{"M": m, "N": n} for m in range(1, 8) for n in range(1, m + 1)]
+
+    def missing_block_shape(self, plan: Plan, ref: BlockRef) -> Shape:
+        shape = _missing_tree_child(plan, ref, {"Rt": (2, "Rt", 0), "W": (2, "Rt", 0)})
+        return super().missing_block_shape(plan, ref) if shape is None else shape
 
 
 # ----------------------------------------------------------------------------------------
@@ -709,23 +770,80 @@ def bdfac(M, N):
         return np.linalg.svd(self.band(plan, blocks), compute_uv=False)
 
 
+class BdfacOriginal(Bdfac):
+    """BDFAC with the original compiler's trees (numpywren ``algs.BDFAC``): each QR and LQ panel
+    tree has ``ceil(log2 n)`` levels of ``ceil(n / 2**(l+1))`` binary nodes; a right child past
+    the end reads as a zero block and the rows (QR) or columns (LQ) it would finalise land past
+    the end, unread. The original writes no output matrix (its band stays in the S_QR/S_LQ
+    intermediates), so there are no copy-outs here either; B is written by the tree roots."""
+
+    source = Bdfac.source[: Bdfac.source.index("        for l in range(floor_log2(M - j)):")] + '''\
+        for l in range(ceil_log(M - j, 2)):
+            for k in range(ceildiv(M - j, 2 ** (l + 1))):
+                if l + 1 == ceil_log(M - j, 2):
+                    Qq[j, l + 1, k], B[j, j] = qr_factor(Rq[j, l, 2 * k], Rq[j, l, 2 * k + 1])
+                    for c in range(j + 1, N):
+                        Z[j, c], Y[j, j + (2 * k + 1) * 2 ** l, c] = qr_apply(
+                            Qq[j, l + 1, k], Wq[j, l, 2 * k, c], Wq[j, l, 2 * k + 1, c])
+                else:
+                    Qq[j, l + 1, k], Rq[j, l + 1, k] = qr_factor(Rq[j, l, 2 * k], Rq[j, l, 2 * k + 1])
+                    for c in range(j + 1, N):
+                        Wq[j, l + 1, k, c], Y[j, j + (2 * k + 1) * 2 ** l, c] = qr_apply(
+                            Qq[j, l + 1, k], Wq[j, l, 2 * k, c], Wq[j, l, 2 * k + 1, c])
+''' + Bdfac.source[Bdfac.source.index("        for p in range(N - j - 1):"):
+                     Bdfac.source.index("        for l in range(floor_log2(N - j - 1)):")] + '''\
+        for l in range(ceil_log(N - j - 1, 2)):
+            for p in range(ceildiv(N - j - 1, 2 ** (l + 1))):
+                if l + 1 == ceil_log(N - j - 1, 2):
+                    Ql[j, l + 1, p], B[j, j + 1] = lq_factor(Lt[j, l, 2 * p], Lt[j, l, 2 * p + 1])
+                    for i in range(j + 1, M):
+                        X[j + 1, i, j + 1], X[j + 1, i, j + 1 + (2 * p + 1) * 2 ** l] = lq_apply(
+                            Ql[j, l + 1, p], V[j, l, 2 * p, i], V[j, l, 2 * p + 1, i])
+                else:
+                    Ql[j, l + 1, p], Lt[j, l + 1, p] = lq_factor(Lt[j, l, 2 * p], Lt[j, l, 2 * p + 1])
+                    for i in range(j + 1, M):
+                        V[j, l + 1, p, i], X[j + 1, i, j + 1 + (2 * p + 1) * 2 ** l] = lq_apply(
+                            Ql[j, l + 1, p], V[j, l, 2 * p, i], V[j, l, 2 * p + 1, i])
+'''
+
+    def missing_block_shape(self, plan: Plan, ref: BlockRef) -> Shape:
+        shape = _missing_tree_child(
+            plan, ref, {"Rq": (2, "Rq", 0), "Wq": (2, "Rq", 0), "Lt": (2, "Lt", 1), "V": (2, "Lt", 1)})
+        return super().missing_block_shape(plan, ref) if shape is None else shape
+
+
 # ----------------------------------------------------------------------------------------
 # Registry.
 
-PROGRAMS: dict[str, Algorithm] = {
-    "cholesky": Cholesky(),
-    "gemm": Gemm(),
-    "tsqr": Tsqr(),
-    "qr": Caqr(),
-    "bdfac": Bdfac(),
-    "gemm_copyout": GemmCopyOut(),
-    "qr_copyout": CaqrCopyOut(),
+GRAPHS: tuple[str, ...] = ("original", "compact")
+
+_CHOLESKY = Cholesky()  # one graph: the original's Cholesky is ours task for task
+_BY_GRAPH: dict[str, dict[str, Algorithm]] = {
+    "original": {"cholesky": _CHOLESKY, "gemm": GemmOriginal(), "tsqr": TsqrOriginal(), "qr": CaqrOriginal(),
+                 "bdfac": BdfacOriginal()},
+    "compact": {"cholesky": _CHOLESKY, "gemm": Gemm(), "tsqr": Tsqr(), "qr": Caqr(), "bdfac": Bdfac()},
 }
+PROGRAMS: dict[str, Algorithm] = _BY_GRAPH["original"]  # the default graph
+
+# Program names of an earlier round, now the default graph of another name.
+RETIRED_PROGRAMS: dict[str, str] = {"gemm_copyout": "gemm", "qr_copyout": "qr"}
 
 
-def get_program(name: str) -> Algorithm:
-    """The registered program ``name``; an unknown name fails with the known names."""
+def retired_message(name: str) -> str:
+    """Why a retired program name fails, and what to write instead."""
+    return (f"program {name!r} is retired: the original compiler's copy-out tasks are now the default "
+            f"(graph: original); write program: {RETIRED_PROGRAMS[name]} (graph: compact for the graph "
+            f"without them)")
+
+
+def get_program(name: str, graph: str = "original") -> Algorithm:
+    """The registered program ``name`` in ``graph`` (``original`` or ``compact``); unknown names
+    and graphs fail with the known ones, retired names with their replacement."""
+    if name in RETIRED_PROGRAMS:
+        raise KeyError(retired_message(name))
+    if graph not in _BY_GRAPH:
+        raise KeyError(f"unknown NumPyWren graph {graph!r}; known graphs: {list(GRAPHS)}")
     try:
-        return PROGRAMS[name]
+        return _BY_GRAPH[graph][name]
     except KeyError:
         raise KeyError(f"unknown NumPyWren program {name!r}; known programs: {sorted(PROGRAMS)}") from None

@@ -23,7 +23,7 @@ from sls_ray.numpywren.lambdapack import (
     ceildiv,
     floor_log2,
 )
-from sls_ray.numpywren.programs import PROGRAMS
+from sls_ray.numpywren.programs import GRAPHS, PROGRAMS, get_program
 
 # ---------------------------------------------------------------------------------------
 # Keys and helpers.
@@ -158,9 +158,10 @@ SIZES = {
 }
 
 
+@pytest.mark.parametrize("graph", GRAPHS)
 @pytest.mark.parametrize("name, sizes", [(name, s) for name, sizes in SIZES.items() for s in sizes], ids=str)
-def test_symbolic_children_and_parents_equal_the_materialised_dag(name, sizes):
-    dag = PROGRAMS[name].program.dag(**sizes)
+def test_symbolic_children_and_parents_equal_the_materialised_dag(name, sizes, graph):
+    dag = get_program(name, graph).program.dag(**sizes)
     tasks, writer, readers, children, parents = brute_force(dag)
     for task in tasks:
         got_children = dag.children(task)
@@ -235,22 +236,23 @@ def test_cholesky_task_counts(n):
 @pytest.mark.parametrize("m, n, k", [(1, 1, 1), (2, 3, 4), (3, 2, 5), (1, 1, 17), (2, 2, 64)])
 def test_gemm_task_counts(m, n, k):
     """M·N·K products + M·N·sum_{l=1..L} ceil(K/4^l) additions, L = ceil(log4 K)."""
-    counts = _count_by_kernel(PROGRAMS["gemm"].program.dag(M=m, N=n, K=k))
+    counts = _count_by_kernel(get_program("gemm", "compact").program.dag(M=m, N=n, K=k))
     assert counts["matmul"] == m * n * k
     assert counts.get("add", 0) == m * n * sum(ceildiv(k, 4**level) for level in range(1, ceil_log(k, 4) + 1))
 
 
 @pytest.mark.parametrize("m", range(1, 17))
 def test_tsqr_task_counts(m):
-    """M leaf QRs + sum_{l>=1} floor(M/2^l) tree nodes."""
-    assert PROGRAMS["tsqr"].program.dag(M=m).num_tasks() == m + _tree_nodes(m)
+    """Compact graph: M leaf QRs + sum_{l>=1} floor(M/2^l) tree nodes (the original graph's
+    counts: test_original_counts.py)."""
+    assert get_program("tsqr", "compact").program.dag(M=m).num_tasks() == m + _tree_nodes(m)
 
 
 @pytest.mark.parametrize("m, n", [(1, 1), (1, 4), (4, 1), (5, 5), (9, 4), (4, 9)])
 def test_qr_task_counts(m, n):
     """Per panel j: (leaves + tree nodes) x (1 factor + one update per trailing column)."""
     expected = sum((m - j + _tree_nodes(m - j)) * (n - j) for j in range(min(m, n)))
-    assert PROGRAMS["qr"].program.dag(M=m, N=n).num_tasks() == expected
+    assert get_program("qr", "compact").program.dag(M=m, N=n).num_tasks() == expected
 
 
 @pytest.mark.parametrize("m, n", [(1, 1), (4, 1), (5, 5), (9, 4)])
@@ -261,11 +263,11 @@ def test_bdfac_task_counts(m, n):
     for j in range(n):
         expected += (m - j + _tree_nodes(m - j)) * (n - j)
         expected += (n - j - 1 + _tree_nodes(n - j - 1)) * (m - j)
-    assert PROGRAMS["bdfac"].program.dag(M=m, N=n).num_tasks() == expected
+    assert get_program("bdfac", "compact").program.dag(M=m, N=n).num_tasks() == expected
 
 
 def test_gemm_products_all_start_and_missing_partial_sums_have_no_writer():
-    dag = PROGRAMS["gemm"].program.dag(M=2, N=2, K=5)
+    dag = get_program("gemm", "compact").program.dag(M=2, N=2, K=5)
     assert sorted(dag.starting_tasks()) == sorted(t for t in dag.all_tasks() if dag.kernel_name(t) == "matmul")
     assert dag.writer(BlockRef("P", (0, 0, 0, 7))) is None
     assert not dag.is_input(BlockRef("P", (0, 0, 0, 7)))

@@ -44,7 +44,8 @@ def test_the_fixed_pool_relaunches_every_fraction_of_the_budget_and_policies_sur
 def test_the_driver_launches_what_the_policy_decides_on_the_queue_it_saw():
     """Replaying the dynamic policy over the driver's own polls gives the launches it made."""
     r = run_numpywren({"program": "cholesky", "blocks": 8, "block_size": 4, "model_block_size": 2048,
-                       "pipeline_width": 2, "sf": 0.5, "launch_granularity_s": 20.0, "baselines": False})
+                       "pipeline_width": 2, "policy": "dynamic", "sf": 0.5, "launch_granularity_s": 20.0,
+                       "baselines": False})
     assert r.summary["correct"]
     sched = r.metric("sched")
     sched = sched[~sched["final"].astype(bool)]

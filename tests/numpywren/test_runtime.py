@@ -19,24 +19,27 @@ from tests.numpywren.conftest import NO_RETRIES, run_numpywren
 
 ROUND_OFF = 1e-12  # relative deviation from numpy allowed for float64 round-off at these sizes
 
-CASES = [  # (program, blocks, block_size, n): 1 block, several, ragged edges, 8 blocks
-    ("cholesky", 1, 8, None), ("cholesky", 3, 8, 21), ("cholesky", 8, 4, None),
-    ("gemm", 1, 8, None), ("gemm", 3, 8, 19), ("gemm", 5, 4, None),
-    ("tsqr", 1, 6, None), ("tsqr", 5, 6, 27), ("tsqr", 8, 4, None),
-    ("qr", 1, 8, None), ("qr", 3, 8, 22), ("qr", 6, 4, None),
-    ("bdfac", 1, 8, None), ("bdfac", 3, 8, 23), ("bdfac", 5, 4, None),
-    ("gemm_copyout", 3, 8, 19), ("qr_copyout", 6, 4, None),  # the original compiler's copy-out tasks
+CASES = [  # (program, blocks, block_size, n, graph): 1 block, several, ragged edges, 8 blocks
+    ("cholesky", 1, 8, None, "original"), ("cholesky", 3, 8, 21, "original"), ("cholesky", 8, 4, None, "original"),
+    ("gemm", 1, 8, None, "original"), ("gemm", 3, 8, 19, "original"), ("gemm", 5, 4, None, "original"),
+    ("tsqr", 1, 6, None, "original"), ("tsqr", 5, 6, 27, "original"), ("tsqr", 8, 4, None, "original"),
+    ("qr", 1, 8, None, "original"), ("qr", 3, 8, 22, "original"), ("qr", 6, 4, None, "original"),
+    ("bdfac", 1, 8, None, "original"), ("bdfac", 3, 8, 23, "original"), ("bdfac", 5, 4, None, "original"),
+    # our compact graphs: no copy-outs, 3-ary merges instead of children past the end
+    ("gemm", 3, 8, 19, "compact"), ("tsqr", 5, 6, 27, "compact"), ("qr", 6, 4, None, "compact"),
+    ("bdfac", 5, 4, None, "compact"),
 ]
 
 
-@pytest.mark.parametrize("program, blocks, block_size, n", CASES, ids=str)
-def test_each_program_run_by_executors_equals_numpy(program, blocks, block_size, n):
-    r = run_numpywren({"program": program, "blocks": blocks, "block_size": block_size, "n": n,
+@pytest.mark.parametrize("program, blocks, block_size, n, graph", CASES, ids=str)
+def test_each_program_run_by_executors_equals_numpy(program, blocks, block_size, n, graph):
+    r = run_numpywren({"program": program, "graph": graph, "blocks": blocks, "block_size": block_size, "n": n,
                        "pipeline_width": 2, "cache_blocks": 3, "baselines": False})
     s = r.summary
     assert s["status"] == "ok" and s["program_status"] == "done", r.invocations["error"].tolist()
     assert s["correct"] and s["max_rel_error"] < ROUND_OFF
-    assert s["tasks_finished"] == s["tasks_total"] == JobSpec.make(program, blocks, block_size, n=n).plans()[0].dag.num_tasks()
+    expected = JobSpec.make(program, blocks, block_size, n=n, graph=graph).plans()[0].dag.num_tasks()
+    assert s["tasks_finished"] == s["tasks_total"] == expected and s["graph"] == graph
     assert s["repeated_tasks"] == 0
     assert s["leftover_intermediates"] == 0  # every consumed intermediate was garbage-collected
 
