@@ -18,7 +18,6 @@ A paper system adds its figures in ``sls_ray/<system>/figures.py`` as a module-l
 """
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import shutil
@@ -35,6 +34,7 @@ from sls_ray.config import apply_set, load_config, parse_set, read_yaml
 from sls_ray.errors import ConfigError
 from sls_ray.plotting import save_png
 from sls_ray.results import read_summary, write_csv
+from sls_ray.sweep import config_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "configs"
@@ -205,12 +205,6 @@ def select_figures(target: str, every: bool = False) -> list[Figure]:
 
 
 # -- the run step
-
-def config_hash(resolved: Mapping[str, Any]) -> str:
-    """A stable digest of a resolved config: equal iff the run would be the same run."""
-    text = json.dumps(resolved, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
 
 def _resolved(data: dict) -> dict:
     from sls_ray.runtime import build, resolved_config

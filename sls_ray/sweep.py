@@ -6,6 +6,7 @@ point's parameters and summary, one row per point.
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import shutil
@@ -128,12 +129,22 @@ def _simulate_on_node(cfg):
     return result
 
 
-def _finished(point_dir: Path, data: dict) -> bool:
-    """summary.json exists (written last) and the directory holds this very point, not one of an
-    earlier sweep with another grid."""
+def config_hash(resolved: Any) -> str:
+    """A stable digest of a resolved config: equal iff the run would be the same run."""
+    text = json.dumps(resolved, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _finished(point_dir: Path, data: dict, resolved: dict) -> bool:
+    """summary.json exists (written last) and the directory holds this very point: the same
+    config data (not a point of an earlier sweep with another grid) resolved to the same run (not
+    one made before an edit to a platform profile the data names by path, or a new default)."""
     if not is_finished(point_dir) or not (point_dir / POINT).exists():
         return False
-    return json.loads((point_dir / POINT).read_text()) == json.loads(json.dumps(data, default=jsonable))
+    if json.loads((point_dir / POINT).read_text()) != json.loads(json.dumps(data, default=jsonable)):
+        return False
+    written = point_dir / "config.yaml"
+    return written.exists() and config_hash(yaml.safe_load(written.read_text())) == config_hash(resolved)
 
 
 def run_sweep(config_path: str, grid_items: list[str], sets: list[str], out: Path,
@@ -154,10 +165,12 @@ def run_sweep(config_path: str, grid_items: list[str], sets: list[str], out: Pat
     if not grid:
         raise ConfigError(f"{config_path}: nothing to sweep; pass --grid KEY=V1,V2 or add a 'sweep:' section")
     points = expand(raw, grid)
-    from sls_ray.runtime import build
+    from sls_ray.runtime import build, resolved_config
 
+    resolved = []
     for data, _ in points:  # validate every point before running any
-        build(load_config(data=data))
+        cfg = load_config(data=data)
+        resolved.append(resolved_config(cfg, *build(cfg)))
     check_out(out, sweep=True)
     out.mkdir(parents=True, exist_ok=True)
     # nothing of an earlier sweep may be read as this one's: its sweep.csv goes now (rewritten at the
@@ -168,7 +181,7 @@ def run_sweep(config_path: str, grid_items: list[str], sets: list[str], out: Pat
             shutil.rmtree(stale)
     write_json(out / "grid.json", grid)
     dirs = [out / f"point-{i:03d}" for i in range(len(points))]
-    todo = [i for i in range(len(points)) if not _finished(dirs[i], points[i][0])]
+    todo = [i for i in range(len(points)) if not _finished(dirs[i], points[i][0], resolved[i])]
     done = len(points) - len(todo)
     if on_point:
         on_point(done, len(points))

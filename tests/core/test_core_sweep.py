@@ -98,3 +98,23 @@ def test_resuming_with_a_different_grid_reruns_the_points_that_changed(tmp_path)
     for _, row in df.iterrows():
         summary = json.loads((out / row["point"] / "summary.json").read_text())
         assert summary["counts"]["functions"] == row["params.workers"] + 1
+
+
+def test_resuming_after_an_edit_to_a_profile_named_by_path_reruns_every_point(tmp_path):
+    """The config data names the profile by path, so it does not change when the profile does;
+    the resolved config does: a point run under the old profile is not a finished point."""
+    profile = tmp_path / "profile.yaml"
+    profile.write_text("extends: aws_2020\nservices:\n  s3:\n    kind: s3\n    latency_s: 0.02\n")
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(CONFIG + f"platform: {profile}\n")
+    out = tmp_path / "sweep"
+    args = ["sweep", str(cfg), "--grid", "workers=2,3", "--serial", "--no-plot", "--out", str(out)]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    before = pd.read_csv(out / "sweep.csv").set_index("params.workers")["makespan_s"]
+    mtimes = {p.name: (p / "summary.json").stat().st_mtime_ns for p in out.glob("point-*")}
+    assert CliRunner().invoke(app, args).exit_code == 0  # unchanged: nothing reruns
+    assert {p.name: (p / "summary.json").stat().st_mtime_ns for p in out.glob("point-*")} == mtimes
+    profile.write_text(profile.read_text().replace("0.02", "0.05"))
+    assert CliRunner().invoke(app, args).exit_code == 0
+    after = pd.read_csv(out / "sweep.csv").set_index("params.workers")["makespan_s"]
+    assert (after > before).all()  # every point ran again, with the slower S3
