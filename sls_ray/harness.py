@@ -19,7 +19,6 @@ A paper system adds its figures in ``sls_ray/<system>/figures.py`` as a module-l
 from __future__ import annotations
 
 import importlib
-import json
 import shutil
 import sys
 from dataclasses import dataclass, field

@@ -135,7 +135,7 @@ def config_hash(resolved: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _finished(point_dir: Path, data: dict, resolved: dict) -> bool:
+def point_finished(point_dir: Path, data: dict, resolved: dict) -> bool:
     """summary.json exists (written last) and the directory holds this very point: the same
     config data (not a point of an earlier sweep with another grid) resolved to the same run (not
     one made before an edit to a platform profile the data names by path, or a new default)."""
@@ -167,10 +167,10 @@ def run_sweep(config_path: str, grid_items: list[str], sets: list[str], out: Pat
     points = expand(raw, grid)
     from sls_ray.runtime import build, resolved_config
 
-    resolved = []
+    resolved_configs = []
     for data, _ in points:  # validate every point before running any
         cfg = load_config(data=data)
-        resolved.append(resolved_config(cfg, *build(cfg)))
+        resolved_configs.append(resolved_config(cfg, *build(cfg)))
     check_out(out, sweep=True)
     out.mkdir(parents=True, exist_ok=True)
     # nothing of an earlier sweep may be read as this one's: its sweep.csv goes now (rewritten at the
@@ -181,7 +181,7 @@ def run_sweep(config_path: str, grid_items: list[str], sets: list[str], out: Pat
             shutil.rmtree(stale)
     write_json(out / "grid.json", grid)
     dirs = [out / f"point-{i:03d}" for i in range(len(points))]
-    todo = [i for i in range(len(points)) if not _finished(dirs[i], points[i][0], resolved[i])]
+    todo = [i for i in range(len(points)) if not point_finished(dirs[i], points[i][0], resolved_configs[i])]
     done = len(points) - len(todo)
     if on_point:
         on_point(done, len(points))
@@ -211,7 +211,7 @@ def run_sweep(config_path: str, grid_items: list[str], sets: list[str], out: Pat
                 if on_point:
                     on_point(done, len(points))
     rows = []
-    for (data, values), d in zip(points, dirs):
+    for (_, values), d in zip(points, dirs):
         resolved = yaml.safe_load((d / "config.yaml").read_text())
         row = flatten_summary(read_summary(d), resolved["params"])
         for k, v in values.items():

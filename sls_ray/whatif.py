@@ -20,8 +20,8 @@ import yaml
 
 from sls_ray.config import apply_set, load_config, load_profile, parse_set, read_yaml
 from sls_ray.errors import ConfigError
-from sls_ray.results import flatten_summary, is_finished, jsonable, read_summary, write_csv, write_run
-from sls_ray.sweep import POINT, grid_key, run_sweep
+from sls_ray.results import flatten_summary, read_summary, write_csv, write_run
+from sls_ray.sweep import POINT, grid_key, point_finished, run_sweep
 
 WHATIF = "whatif.csv"
 #: the columns every what-if figure compares, with their axis labels
@@ -46,17 +46,15 @@ def profile_label(profile: str) -> str:
 
 def run_single(config: str, sets: list[str], out: Path) -> pd.DataFrame:
     """A config without a grid: one run, skipped when the same point already finished."""
-    from sls_ray.runtime import simulate
+    from sls_ray.runtime import build, resolved_config, simulate
 
     raw = read_yaml(Path(config))
     for item in sets:
         k, v = parse_set(item)
         raw = apply_set(raw, k, v)
     point = out / "point-000"
-    same = (point / POINT).exists() and json.loads((point / POINT).read_text()) == json.loads(
-        json.dumps(raw, default=jsonable))
-    if not (is_finished(point) and same):
-        cfg = load_config(data=raw)
+    cfg = load_config(data=raw)
+    if not point_finished(point, raw, resolved_config(cfg, *build(cfg))):  # same data, same resolved run
         write_run(point, simulate(cfg), extra={POINT: raw})  # the directory is replaced whole
     resolved = yaml.safe_load((point / "config.yaml").read_text())
     row = flatten_summary(read_summary(point), resolved["params"])
