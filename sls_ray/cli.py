@@ -8,7 +8,6 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -33,11 +32,11 @@ def _default_out(config: str) -> Path:
 
 @app.command()
 def run(config: str = typer.Argument(..., help="experiment config (YAML)"),
-        set_: Optional[List[str]] = typer.Option(None, "--set", help="override, e.g. params.workers=8"),
-        out: Optional[Path] = typer.Option(None, "--out", help="result directory"),
-        transport: Optional[str] = typer.Option(None, "--transport", help="local or ray"),
-        hosts: Optional[int] = typer.Option(None, "--hosts", help="FunctionHost actors (ray transport)"),
-        address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address")) -> None:
+        set_: list[str] | None = typer.Option(None, "--set", help="override, e.g. params.workers=8"),
+        out: Path | None = typer.Option(None, "--out", help="result directory"),
+        transport: str | None = typer.Option(None, "--transport", help="local or ray"),
+        hosts: int | None = typer.Option(None, "--hosts", help="FunctionHost actors (ray transport)"),
+        address: str | None = typer.Option(None, "--address", help="Ray cluster address")) -> None:
     """Run one experiment and write its result directory."""
     from sls_ray.config import load_config
     from sls_ray.results import check_out, write_run
@@ -96,13 +95,13 @@ def run(config: str = typer.Argument(..., help="experiment config (YAML)"),
 
 @app.command()
 def sweep(config: str = typer.Argument(..., help="experiment config (YAML)"),
-          grid: Optional[List[str]] = typer.Option(None, "--grid", help="e.g. workers=1,2,4,8 (repeatable)"),
-          set_: Optional[List[str]] = typer.Option(None, "--set", help="override applied to every point"),
-          out: Optional[Path] = typer.Option(None, "--out", help="sweep directory"),
+          grid: list[str] | None = typer.Option(None, "--grid", help="e.g. workers=1,2,4,8 (repeatable)"),
+          set_: list[str] | None = typer.Option(None, "--set", help="override applied to every point"),
+          out: Path | None = typer.Option(None, "--out", help="sweep directory"),
           serial: bool = typer.Option(False, "--serial", help="run points one by one in this process"),
           plot: bool = typer.Option(True, "--plot/--no-plot", help="draw the sweep's figure"),
-          address: Optional[str] = typer.Option(None, "--address",
-                                                help="Ray cluster to spread the points over (docs/cluster.md)")) -> None:
+          address: str | None = typer.Option(
+              None, "--address", help="Ray cluster to spread the points over (docs/cluster.md)")) -> None:
     """Run every grid point (in parallel as Ray tasks); resumes an interrupted sweep."""
     from sls_ray.results import check_out
     from sls_ray.sweep import run_sweep
@@ -218,9 +217,9 @@ def reproduce(target: str = typer.Argument(..., help="a figure 'system/name' (sl
               plot_only: bool = typer.Option(False, "--plot-only", help="redraw PNGs from the committed CSVs"),
               serial: bool = typer.Option(False, "--serial", help="run points one by one in this process"),
               fresh: bool = typer.Option(False, "--fresh", help="discard finished points and rerun them all"),
-              results: Optional[Path] = typer.Option(None, "--results", help="where CSVs and PNGs go "
+              results: Path | None = typer.Option(None, "--results", help="where CSVs and PNGs go "
                                                                              "(default: the repo's results/)"),
-              runs: Optional[Path] = typer.Option(None, "--runs", help="where point directories go "
+              runs: Path | None = typer.Option(None, "--runs", help="where point directories go "
                                                                        "(default: the repo's runs/)")) -> None:
     """Regenerate a paper figure: run its grids (resuming), write its CSVs, draw it beside the paper."""
     from sls_ray.harness import RESULTS_DIR, RUNS_DIR, plot_figure, report, run_figure, select_figures
@@ -264,10 +263,10 @@ def reproduce(target: str = typer.Argument(..., help="a figure 'system/name' (sl
 @app.command()
 def whatif(config: str = typer.Argument(..., help="experiment config (YAML)"),
            profiles: str = typer.Option(..., "--profiles", help="platform profiles, e.g. aws_2020,aws_2026"),
-           grid: Optional[List[str]] = typer.Option(None, "--grid", help="e.g. workers=10,50 (default: the "
+           grid: list[str] | None = typer.Option(None, "--grid", help="e.g. workers=10,50 (default: the "
                                                                           "config's sweep: section, else one run)"),
-           set_: Optional[List[str]] = typer.Option(None, "--set", help="override applied to every run"),
-           out: Optional[Path] = typer.Option(None, "--out", help="what-if directory"),
+           set_: list[str] | None = typer.Option(None, "--set", help="override applied to every run"),
+           out: Path | None = typer.Option(None, "--out", help="what-if directory"),
            serial: bool = typer.Option(False, "--serial", help="run points one by one in this process")) -> None:
     """Run the same experiment under each platform profile and draw them side by side (resumable)."""
     from sls_ray.whatif import WHATIF, parse_profiles, plot_whatif, run_whatif
@@ -313,7 +312,7 @@ PROFILERS: dict[str, str] = {"infless": "sls_ray.infless.cop:profile_command"}
 @app.command()
 def profile(out: Path = typer.Option(Path("profile.csv"), "--out", help="CSV to write (the committed table "
                                      "configs/infless/profile.csv is only replaced if you name it)"),
-            models: Optional[List[str]] = typer.Option(None, "--model", help="resnet50, mobilenet, ssd, lstm, "
+            models: list[str] | None = typer.Option(None, "--model", help="resnet50, mobilenet, ssd, lstm, "
                                                        "textcnn (repeatable; default: all five)"),
             reps: int = typer.Option(3, "--reps", min=1, help="timed repetitions per entry (the best is kept)"),
             system: str = typer.Option("infless", "--system", help=f"whose operators: {sorted(PROFILERS)}")) -> None:

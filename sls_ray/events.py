@@ -14,7 +14,7 @@ clock, the kernel's lifecycle tells the loop (``set_running`` / ``set_stopped``)
 from __future__ import annotations
 
 import heapq
-from typing import Callable, Protocol, Union
+from typing import Callable, Protocol
 
 from sls_ray import simcall as sc
 from sls_ray.vtime import INF_NS
@@ -30,7 +30,7 @@ class Hooks(Protocol):
     def deliver(self, fid: int, reply: sc.Reply) -> None: ...
 
 
-Message = Union[sc.StartCommand, tuple[int, sc.Reply]]
+Message = sc.StartCommand | tuple[int, sc.Reply]
 
 
 class Outbox:

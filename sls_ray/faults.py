@@ -6,7 +6,7 @@ times in [t0, t1]; a Memcached/Redis node loses its data at t; a service slows d
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 from pydantic import ConfigDict, Field, model_validator
@@ -106,4 +106,4 @@ class SlowDown(_Window):
         kernel.schedule(to_ns(self.t1_s), RANK_FAULT, FID_FAULT, index, lambda t: set_factor(t, 1.0))
 
 
-FaultSpec = Annotated[Union[KillFunction, KillFraction, LoseData, SlowDown], Field(discriminator="kind")]
+FaultSpec = Annotated[KillFunction | KillFraction | LoseData | SlowDown, Field(discriminator="kind")]

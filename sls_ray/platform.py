@@ -62,7 +62,8 @@ class FunctionsProfile(Strict):
     throttle_backoff_s: float = Field(0.1, ge=0, description="first client backoff after a 429 [est]")
     throttle_backoff_max_s: float = Field(20.0, ge=0, description="backoff cap [est]")
     throttle_max_retries: int = Field(50, ge=0, description="client retries of a throttled sync invoke [est]")
-    duplicate_delivery_prob: float = Field(0.0, ge=0.0, le=1.0, description="chance an async event is delivered twice (at-least-once) [est]")
+    duplicate_delivery_prob: float = Field(0.0, ge=0.0, le=1.0,
+                                           description="chance an async event is delivered twice (at-least-once) [est]")
 
     @field_validator("async_retry_delays_s")
     @classmethod

@@ -129,7 +129,8 @@ def check_address(address: str | None, timeout_s: float = 5.0) -> None:
             pass
     except OSError as e:
         raise ConfigError(f"--address {address} (run.address): nothing answers at {host}:{port} "
-                          f"({e.strerror or e}); start the cluster there (ray start --head) or fix the address") from None
+                          f"({e.strerror or e}); start the cluster there (ray start --head) "
+                          "or fix the address") from None
 
 
 def resolved_config(cfg: ExperimentConfig, exp: Experiment, profile) -> dict:

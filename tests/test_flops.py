@@ -37,5 +37,9 @@ def test_metered_numpy_charges_the_flop_formulas_at_the_functions_rate():
 
 def test_half_the_memory_runs_at_half_the_speed():
     fast = simulate_handlers({"w": _worker}, ("w", None), memory={"w": 1769}, profile=ONE_MB_STEPS).metric("t").iloc[0]
-    slow = simulate_handlers({"w": _worker}, ("w", None), memory={"w": 1769 // 2 + 1}, profile=ONE_MB_STEPS).metric("t").iloc[0]
+    slow = (
+        simulate_handlers({"w": _worker}, ("w", None), memory={"w": 1769 // 2 + 1}, profile=ONE_MB_STEPS)
+        .metric("t")
+        .iloc[0]
+    )
     assert slow["matmul"] / fast["matmul"] == pytest.approx(1769 / (1769 // 2 + 1), rel=1e-3)

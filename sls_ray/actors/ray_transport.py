@@ -6,7 +6,8 @@ Results are bit-identical to the in-process transport for any number of hosts an
 
 Actors stay warm between runs of one driver: starting a worker process costs seconds (2-5 s
 for three on 2 cores), more than many whole runs, so the kernel actor and the hosts of a
-finished run serve the next runs (a run with more hosts starts only the missing ones). Nothing of a run survives in them but
+finished run serve the next runs (a run with more hosts starts only the missing ones).
+Nothing of a run survives in them but
 imported modules: each run sends its own ``RunPlan`` and builds its own kernel and handlers.
 Hosts are dealt round-robin over the cluster's alive nodes (hard node affinity, nodes in id
 order), so ``--hosts 2`` on two nodes uses both. Ray's ``SPREAD`` strategy, and soft affinity
@@ -14,6 +15,7 @@ too, are best-effort for these zero-CPU actors: both were seen to put every host
 Actors of a run that did not end cleanly (a kernel error, the watchdog, a thread stuck in
 user code) are killed, never reused.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -71,7 +73,9 @@ class RayTransport:
         hosts, warm.hosts = warm.hosts[:n], warm.hosts[n:]
         nodes, warm.nodes = warm.nodes[:n], warm.nodes[n:]
         for node in deal_nodes(nodes, n - len(hosts)):
-            hosts.append(FunctionHost.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote())
+            hosts.append(
+                FunctionHost.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote()
+            )
             nodes.append(node)
         kernel = warm.kernel
         clean = False

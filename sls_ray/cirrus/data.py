@@ -208,7 +208,8 @@ def ratings_rows(r: Ratings) -> SparseRows:
 def write_libsvm(rows: SparseRows, path: str | Path) -> None:
     """Write rows as libsvm text: ``label idx:val ...`` (indices as stored)."""
     with open(path, "w") as f:
-        f.writelines(f"{rows.y[i]:g} " + " ".join(f"{a}:{b:g}" for a, b in zip(rows.idx[i], rows.val[i])) + "\n" for i in range(len(rows)))
+        f.writelines(f"{rows.y[i]:g} " + " ".join(f"{a}:{b:g}" for a, b in zip(rows.idx[i], rows.val[i])) + "\n"
+                     for i in range(len(rows)))
 
 
 def read_libsvm(path_or_text: str | Path) -> SparseRows:
@@ -227,24 +228,25 @@ def read_libsvm(path_or_text: str | Path) -> SparseRows:
             raise ValueError(f"libsvm line {k + 1}: {len(pairs)} entries, expected {len(idx[0])} like the first row")
         idx.append([int(a) for a, _ in pairs])
         val.append([float(b) for _, b in pairs])
-    return SparseRows(np.asarray(idx, dtype=np.int32), np.asarray(val, dtype=np.float32),
-                      np.asarray(labels, dtype=np.float32))
+    return SparseRows(
+        np.asarray(idx, dtype=np.int32), np.asarray(val, dtype=np.float32), np.asarray(labels, dtype=np.float32)
+    )
 
 
 def to_objects(rows: SparseRows, rows_per_object: int = OBJECT_ROWS) -> list[SparseRows]:
     """Split rows into consecutive objects of `rows_per_object` (the last may be shorter)."""
     if rows_per_object < 1:
         raise ValueError(f"rows_per_object must be >= 1, got {rows_per_object}")
-    return [rows.rows(lo, min(lo + rows_per_object, len(rows))).copy()
-            for lo in range(0, len(rows), rows_per_object)]
+    return [rows.rows(lo, min(lo + rows_per_object, len(rows))).copy() for lo in range(0, len(rows), rows_per_object)]
 
 
 def object_key(prefix: str, i: int) -> str:
     return f"{prefix}/{i:05d}"
 
 
-def load_libsvm(source: SparseRows | str | Path, s3_prefix: str,
-                rows_per_object: int = OBJECT_ROWS) -> dict[str, SparseRows]:
+def load_libsvm(
+    source: SparseRows | str | Path, s3_prefix: str, rows_per_object: int = OBJECT_ROWS
+) -> dict[str, SparseRows]:
     """Cirrus's ``load_libsvm``: a dataset split into ~50,000-row objects, keyed for the S3 stand-in.
 
     Returns {key: object}; an experiment's ``preload`` puts them on S3 before t = 0 (the

@@ -58,13 +58,15 @@ class CirrusParams(Strict):
     model_bits: int = Field(d.MODEL_BITS, ge=8, le=24, description="LR model_size = 2^model_bits (Cirrus: 2^19)")
     learning_rate: float | None = Field(None, gt=0, description="step size; None = the workload's default")
     minibatch_size: int | None = Field(None, ge=1, description="rows per minibatch; None = workload/system default")
-    opt_method: Literal["sgd", "momentum", "nesterov", "adagrad"] = Field("adagrad", description="server-side optimiser")
+    opt_method: Literal["sgd", "momentum", "nesterov", "adagrad"] = Field("adagrad",
+                                                                          description="server-side optimiser")
     momentum: float = Field(0.9, ge=0, lt=1, description="momentum / Nesterov coefficient")
     data_seed: int = Field(0, ge=0, description="seed of the generated rows (the hidden model is fixed)")
     # -- data (row counts scaled down; object shape and per-row bytes at paper scale)
     rows: int = Field(300_000, ge=1000, description="LR training rows (Criteo: 45M)")
     test_rows: int = Field(20_000, ge=100, description="held-out rows for the loss curve")
-    object_rows: int | None = Field(None, ge=100, description="rows per S3 object (LR 50,000 as load_libsvm; MF 20,000)")
+    object_rows: int | None = Field(None, ge=100,
+                                    description="rows per S3 object (LR 50,000 as load_libsvm; MF 20,000)")
     n_users: int = Field(20_000, ge=10, description="MF users (Netflix: 480,189)")
     n_items: int = Field(2_000, ge=10, description="MF items (Netflix: 17,770)")
     n_ratings: int = Field(600_000, ge=100, description="MF rating draws before de-duplication (Netflix: ~100M)")
@@ -186,7 +188,8 @@ class CirrusExperiment(Experiment):
             "placement": k["placement"], "sparse": k["sparse"], "prefetch": k["prefetch"],
             "staleness": k["staleness"], "clock": k["clock"], "step_overhead_s": k["step_overhead_s"],
             "refill_below": p.refill_below, "task_prefix": "", "grid": False,
-            "trace_steps": p.trace_steps, "keep_model": p.keep_model, "ps_msg_s": p.ps_msg_s, "ps_entry_s": p.ps_entry_s,
+            "trace_steps": p.trace_steps, "keep_model": p.keep_model, "ps_msg_s": p.ps_msg_s,
+            "ps_entry_s": p.ps_entry_s,
             **{key: v for key, v in extra.items() if key != "item_mean_rmse"},
         }
 

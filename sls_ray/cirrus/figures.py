@@ -149,7 +149,8 @@ def pywren_report(t: Tables) -> str:
     pw, ci = c[c["system"] == "pywren"], c[c["system"] == "cirrus"]
     for budget in (10, 30, 60):  # the ratio at looser targets: PyWren's best loss after a shorter budget
         loss = float(pw[pw["elapsed_s"] <= budget + 1]["value"].min())
-        lines.append(f"  at PyWren's loss after {budget:>3} s ({loss:.4f}): {time_to(pw, loss) / time_to(ci, loss):.1f}x")
+        ratio = time_to(pw, loss) / time_to(ci, loss)
+        lines.append(f"  at PyWren's loss after {budget:>3} s ({loss:.4f}): {ratio:.1f}x")
     return "\n".join(lines)
 
 
@@ -284,7 +285,7 @@ def grid_plot(t: Tables) -> dict:
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     for ax, es in zip(axes[:2], [False, True]):
         g = c[c["early_stop"] == es]
-        for cfg, gg in g.groupby("config"):
+        for _, gg in g.groupby("config"):
             gg = gg.sort_values("elapsed_s")
             ax.plot(gg["elapsed_s"], gg["value"], ls="--" if gg["early_stopped"].any() else "-",
                     label=f"lr={gg['learning_rate'].iloc[0]:g}, mb={int(gg['minibatch_size'].iloc[0])}")
@@ -317,7 +318,8 @@ def grid_report(t: Tables) -> str:
     return (f"training cost {train.get(False, np.nan):.5f} USD without early stopping, {train.get(True, np.nan):.5f} "
             f"with it; whole runs {costs.get(False, np.nan):.4f} and {costs.get(True, np.nan):.4f} USD\n"
             "top configurations (early-stop run):\n"
-            + last[["config", "learning_rate", "minibatch_size", "value", "early_stopped"]].head(3).to_string(index=False))
+            + last[["config", "learning_rate", "minibatch_size", "value", "early_stopped"]]
+            .head(3).to_string(index=False))
 
 
 def _spec(name: str, config: str, grid: str, *sets: str) -> SweepSpec:
@@ -330,7 +332,8 @@ LR_MB200 = _spec("lr_systems_mb200", "cirrus/lr_systems.yaml", "system=cirrus", 
 FIGURES = [
     Figure("cirrus/lr_systems", "Sparse LR: Cirrus vs Bosen, TensorFlow, Spark (time-to-accuracy)", (LR, LR_MB200),
            lr_systems_tables, lr_systems_plot, ("lr_systems",), lr_systems_report, DPI),
-    Figure("cirrus/pywren", "Cirrus vs PyWren-style training", (LR, _spec("pywren", "cirrus/pywren.yaml", "system=pywren")),
+    Figure("cirrus/pywren", "Cirrus vs PyWren-style training",
+           (LR, _spec("pywren", "cirrus/pywren.yaml", "system=pywren")),
            pywren_tables, pywren_plot, ("pywren",), pywren_report, DPI),
     Figure("cirrus/ablation", "The benefits of ML specialisation", (
         _spec("ablation_full", "cirrus/ablation.yaml", "system=cirrus"),
@@ -339,7 +342,8 @@ FIGURES = [
         _spec("ablation_sync", "cirrus/ablation.yaml", "asynchronous=false")),
         ablation_tables, ablation_plot, ("ablation",), ablation_report, DPI),
     Figure("cirrus/scaling", "Scalability: S3 throughput, compute throughput, PS updates/s vs workers",
-           (_spec("scaling", "cirrus/scaling.yaml", ""),), scaling_tables, scaling_plot, ("scaling",), scaling_report, DPI),
+           (_spec("scaling", "cirrus/scaling.yaml", ""),), scaling_tables, scaling_plot, ("scaling",), scaling_report,
+           DPI),
     Figure("cirrus/mf", "Collaborative filtering: RMSE vs time", (_spec("mf", "cirrus/mf.yaml", "workload=mf"),),
            mf_tables, mf_plot, ("mf",), mf_report, DPI),
     Figure("cirrus/grid", "Grid search with early stopping: curves and cost", (_spec("grid", "cirrus/grid.yaml", ""),),

@@ -202,7 +202,8 @@ def worker(ctx, args: dict) -> dict:
         step += 1
     ps.deregister()
     elapsed = ctx.clock - t_start
-    ctx.log("generation", task=p["task_prefix"], worker=slot, generation=gen, steps=step - reg["step"], rows=rows, elapsed_s=elapsed,
+    ctx.log("generation", task=p["task_prefix"], worker=slot, generation=gen, steps=step - reg["step"], rows=rows,
+            elapsed_s=elapsed,
             compute_s=compute_s, stall_s=it.stall_s, s3_bytes=it.fetches * p["object_bytes"],
             gradients=ps.sent_gradients, peak_buffer_bytes=it.peak_buffered_bytes, stopped=stopped)
     return {"steps": step - reg["step"], "stopped": stopped}

@@ -94,7 +94,8 @@ class ProfileDB:
 
     def _interpolate(self, sig: str, batch: int) -> float:
         """Linear in the batch between profiled batches (CPU time is affine in the batch)."""
-        pts = sorted((b, t) for (k, n, b, c, g), t in self._rows.items() if k == "op" and n == sig and c == 1 and g == 0)
+        pts = sorted((b, t) for (k, n, b, c, g), t in self._rows.items()
+                     if k == "op" and n == sig and c == 1 and g == 0)
         if not pts:
             raise KeyError(f"operator {sig!r} is not in the profile table; profile it (sls-ray profile)")
         bs, ts = zip(*pts)

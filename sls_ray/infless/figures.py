@@ -98,7 +98,7 @@ def throughput_plot(csvs: Tables) -> dict:
     ax.set_ylabel("throughput meeting SLO (req/s within SLO)")
     ax.set_title("best goodput over offered loads 500-16,000 req/s")
     ax.legend(fontsize=8)
-    for i, s in enumerate([s for s in systems if s != "INFless"]):
+    for s in [s for s in systems if s != "INFless"]:
         r = [best[(best.pattern == p) & (best.system == "INFless")].goodput_rps.max()
              / best[(best.pattern == p) & (best.system == s)].goodput_rps.max() for p in PATTERNS]
         ax2.plot(PATTERNS, r, marker="o", label=f"INFless / {s}", color=SYSTEM_COLORS[s])
@@ -122,7 +122,8 @@ def throughput_report(csvs: Tables) -> str:
 # -- 2. throughput vs SLO
 
 SLO_SWEEP = SweepSpec("slo", "infless/throughput.yaml", serial=True,
-                      grid=("system=infless,batch,openfaas", "slo_scale=0.5,1,2", "load_rps=2000,4000,8000,16000,32000"),
+                      grid=("system=infless,batch,openfaas", "slo_scale=0.5,1,2",
+                            "load_rps=2000,4000,8000,16000,32000"),
                       sets=("params.pattern=poisson",))
 
 

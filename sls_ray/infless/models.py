@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,7 @@ class Par:
     merge: str = "add"   # add (residual) or flatcat (detector heads, TextCNN filters)
 
 
-Node = Union[Op, Seq, Par]
+Node = Op | Seq | Par
 
 
 def out_shape(op: Op, shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -22,7 +22,8 @@ configuration meeting the SLO, first-fit placement, even dispatch), ``batch`` (B
 configuration per function, from the same (b, c, g) grid so it runs on the same cluster,
 chosen by an analytical model from the function's mean rate — the best throughput per
 dollar whose batch fills at that rate — used for every instance; even dispatch, first-fit,
-and a buffer hop on top of the platform; ``batch_gpu=False`` confines it to CPUs as on Lambda). ``infless`` ablations: ``batching=False`` (b = 1),
+and a buffer hop on top of the platform; ``batch_gpu=False`` confines it to CPUs as on Lambda).
+``infless`` ablations: ``batching=False`` (b = 1),
 ``resource_aware=False`` (one uniform configuration, first-fit).
 """
 from __future__ import annotations

@@ -90,8 +90,10 @@ class _Table:
 
 
 def simulate_serving(loads: list[FunctionLoad], policy: PolicyConfig, cfg: ServingConfig, db: ProfileDB,
-                     cluster_cfg: ClusterConfig = ClusterConfig(), pricing: Pricing = Pricing(), seed: int = 0,
+                     cluster_cfg: ClusterConfig | None = None, pricing: Pricing | None = None, seed: int = 0,
                      check: bool = False) -> ServingResult:
+    cluster_cfg = cluster_cfg or ClusterConfig()  # fresh defaults per call, never one shared instance
+    pricing = pricing or Pricing()
     F = len(loads)
     dt = cfg.interval_s
     dt_ns = dt * 1_000_000_000

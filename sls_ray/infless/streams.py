@@ -19,7 +19,8 @@ takes those files where a user has them; ``generate_azure`` writes a synthetic t
 same format and published shape: daily invocation counts log-normal with 45% of functions
 invoked at most once an hour and 81% at most once a minute on average (so the top 18.6% carry
 >99% of invocations) [paper: ATC'20 §3]; ~30% timer-triggered (strictly periodic, periods of 1
-minute to a day); the rest Poisson with a diurnal sinusoid (phases aligned: people keep one clock) or on/off bursts. ``shape_stats``
+minute to a day); the rest Poisson with a diurnal sinusoid (phases aligned: people keep one clock)
+or on/off bursts. ``shape_stats``
 measures those statistics on any trace.
 """
 from __future__ import annotations

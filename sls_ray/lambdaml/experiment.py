@@ -34,7 +34,8 @@ class LambdaMLParams(Strict):
         "lr", description="what is trained: logistic regression, linear SVM, MobileNet, ResNet-50, k-means")
     dataset: Literal["higgs", "rcv1", "cifar10", "yfcc100m", "breast_cancer"] = Field(
         "higgs", description="synthetic stand-in with the real shape (breast_cancer: sklearn's real data)")
-    rows: int | None = Field(None, ge=2, description="generated rows; None = the dataset's default (datasets.ROW_SCALE)")
+    rows: int | None = Field(None, ge=2,
+                             description="generated rows; None = the dataset's default (datasets.ROW_SCALE)")
     real_rows: int | None = Field(None, ge=1, description="rows of the paper's dataset this run stands for "
                                   "(compute and shard download scale by real_rows / rows); None = ROW_SCALE")
     workers: int = Field(10, ge=1, le=1000, description="executors W")

@@ -189,7 +189,7 @@ class SyncCollective:
         got = self.ch.arrays.get_many(keys)
         out = np.empty(n, dtype=vec.dtype)
         pos = 0
-        for k, part in zip(keys, got):
+        for part in got:
             out[pos:pos + len(part)] = part
             pos += len(part)
         return out
@@ -211,7 +211,8 @@ class SyncCollective:
         tmp, merged = self._tmp(step), self._merged(step)
         self._put(input_key(tmp, self.rank), vec)
         if self.rank == 0:
-            layout = {k: v for r in range(self.world) for k, v in self._layout(input_key(tmp, r), 0, n, itemsize).items()}
+            layout = {k: v for r in range(self.world)
+                      for k, v in self._layout(input_key(tmp, r), 0, n, itemsize).items()}
             total = np.zeros(n, dtype=vec.dtype)
             self._collect(f"{tmp}/in/", layout, total, delete_each=False)
             self._put(merged_key(merged), total)

@@ -71,7 +71,8 @@ class BlockGrid:
 
     def __post_init__(self) -> None:
         if self.rows < 1 or self.cols < 1 or self.row_block < 1 or self.col_block < 1:
-            raise ValueError(f"matrix {self.rows}x{self.cols} with blocks {self.row_block}x{self.col_block}: all must be >= 1")
+            raise ValueError(f"matrix {self.rows}x{self.cols} with blocks {self.row_block}x{self.col_block}: "
+                             "all must be >= 1")
 
     @property
     def num_row_blocks(self) -> int:
@@ -199,7 +200,8 @@ class Plan:
             matrix = np.asarray(self.algorithm.prepare_input(name, np.asarray(matrices[name])))
             grid = self.grids[name]
             if matrix.shape != (grid.rows, grid.cols):
-                raise ValueError(f"matrix {name} has shape {matrix.shape}, the plan was made for {(grid.rows, grid.cols)}")
+                raise ValueError(f"matrix {name} has shape {matrix.shape}, "
+                                 f"the plan was made for {(grid.rows, grid.cols)}")
             for i, j in self.algorithm.input_blocks(name, grid):
                 blocks[BlockRef(name, (i, j))] = grid.block(matrix, i, j)
         return blocks

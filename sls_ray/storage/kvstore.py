@@ -22,7 +22,8 @@ from sls_ray.vtime import INF_NS, RANK_ARRIVE, to_ns
 
 class KVConfig(ServiceConfig):
     item_limit_bytes: int | None = Field(None, ge=1, description="largest value; None = no limit")
-    list_page_keys: int | None = Field(1000, ge=1, description="keys per LIST page (each page billed); None = no listing")
+    list_page_keys: int | None = Field(1000, ge=1,
+                                       description="keys per LIST page (each page billed); None = no listing")
 
 
 class KVStore(Service):

@@ -3,8 +3,10 @@
 ElastiCache (Memcached, Redis) and EC2 (the VM parameter server) are billed for the whole
 time a node is up, idle included — EC2 per second (60 s minimum), ElastiCache per started
 node-hour in 2020 (``billing_increment_s: 3600`` in the aws_2020 profile; platform.md, "Cost
-accounting"); a node takes minutes to start [est], and requests sent before then wait for it. One NIC is shared by every client.
+accounting"); a node takes minutes to start [est], and requests sent before then wait for it.
+One NIC is shared by every client.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +25,12 @@ class NodeConfig(KVConfig):
     node_price_per_hour: float = Field(0.068, ge=0, description="USD per node-hour [est]")
     billing_min_s: float = Field(60.0, ge=0, description="minimum billed time [doc][est]")
     nodes: int = Field(1, ge=1, description="identical nodes billed (the store itself is on node 0)")
-    billing_increment_s: float = Field(1.0, gt=0, description="billing granularity: 1 = per second (EC2 since "
-                                       "2017), 3600 = per started node-hour (ElastiCache until 2023) [doc]")
+    billing_increment_s: float = Field(
+        1.0,
+        gt=0,
+        description="billing granularity: 1 = per second (EC2 since "
+        "2017), 3600 = per started node-hour (ElastiCache until 2023) [doc]",
+    )
 
 
 class NodeStore(KVStore):

@@ -80,12 +80,16 @@ class S3(KVStore):
         self._rates[slot] = count
         limit = self.config.read_rate_per_prefix if is_read else self.config.write_rate_per_prefix
         if count > limit:
-            return Throttle(f"503 SlowDown: more than {limit} {'reads' if is_read else 'writes'}/s on prefix '{prefix}/'")
+            return Throttle(
+                f"503 SlowDown: more than {limit} {'reads' if is_read else 'writes'}/s on prefix '{prefix}/'"
+            )
         return None
 
     def cost(self, end_ns: int) -> dict[str, float]:
         out = super().cost(end_ns)
         r = self.usage.requests
-        out["requests"] = ((r.get("PUT", 0) + r.get("LIST", 0)) * self.config.price_put_per_1k
-                           + r.get("GET", 0) * self.config.price_get_per_1k) / 1000.0
+        out["requests"] = (
+            (r.get("PUT", 0) + r.get("LIST", 0)) * self.config.price_put_per_1k
+            + r.get("GET", 0) * self.config.price_get_per_1k
+        ) / 1000.0
         return out

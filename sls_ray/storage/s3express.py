@@ -91,7 +91,8 @@ class S3Express(KVStore):
         if prefix == "" or prefix.endswith("/"):
             return None
         return Fail("NotSupported", f"s3express '{self.name}': directory buckets list only under prefixes that "
-                                    f"end in '/' (got '{prefix}'); list '{prefix.rsplit('/', 1)[0] + '/' if '/' in prefix else ''}' "
+                                    f"end in '/' (got '{prefix}'); "
+                                    f"list '{prefix.rsplit('/', 1)[0] + '/' if '/' in prefix else ''}' "
                                     f"and filter, or name keys by directory")
 
     def op_list(self, t_ns: int, req: Request) -> Outcome:

@@ -25,7 +25,8 @@ def _hold(extra_bytes: int):
 
 @pytest.mark.parametrize("extra,status", [(0, "ok"), (1, "MemoryLimitExceeded")])
 def test_a_working_set_equal_to_the_memory_size_fits_and_one_byte_more_does_not(sim, extra, status):
-    r = sim({"main": lambda ctx, p: ctx.invoke("v", None), "v": _hold(extra)}, ("main", None), memory={"v": 128}, profile={"functions": {"async_retries": 0}})
+    r = sim({"main": lambda ctx, p: ctx.invoke("v", None), "v": _hold(extra)}, ("main", None), memory={"v": 128},
+            profile={"functions": {"async_retries": 0}})
     row = r.invocations[r.invocations["handler"] == "v"].iloc[0]
     assert row["status"] == status
     assert len(r.metric("held")) == (1 if status == "ok" else 0)

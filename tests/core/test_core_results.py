@@ -186,7 +186,7 @@ def test_an_error_in_the_users_own_profile_section_is_blamed_on_it(profile_over,
     with pytest.raises(ConfigError) as e:
         load_profile("aws_2020", profile_over)
     assert blame in str(e.value) and "profile.functions.nic_mb" in str(e.value)
-    assert not str(e.value).startswith(str("configs/platforms"))
+    assert not str(e.value).startswith("configs/platforms")
 
 
 def test_a_sweep_with_a_failed_point_writes_every_point_and_exits_1(tmp_path):

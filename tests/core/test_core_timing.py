@@ -41,7 +41,7 @@ def test_one_put_takes_latency_plus_size_over_bandwidth(sim, mb, nic_mbs, latenc
 def start_readers(ctx, p):
     ctx.storage("memcached").put("blob", b"b" * p["nbytes"])
     ctx.now
-    for i in range(p["readers"]):
+    for _ in range(p["readers"]):
         ctx.invoke("reader", p)
 
 

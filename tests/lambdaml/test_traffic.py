@@ -40,7 +40,8 @@ D = 1.013              # the leader's compute before each AllReduce round
 SLEEP = 0.1            # load_or_wait's sleep
 LATENCY = {"s3": 0.05, "dynamodb": 0.01, "memcached": 0.0005}  # aws_2020_lambdaml
 READS = {"s3": "list", "dynamodb": "scan", "memcached": "mget"}
-EXACT = {"functions": {"cold_start_s": 0.0, "cold_start_sigma": 0.0, "invoke_latency_s": 1e-9, "warm_start_s": 0.0},  # 1 ns: latencies must be > 0
+# invoke latency 1 ns: latencies must be > 0
+EXACT = {"functions": {"cold_start_s": 0.0, "cold_start_sigma": 0.0, "invoke_latency_s": 1e-9, "warm_start_s": 0.0},
          "services": {"memcached": {"startup_s": 0.0}}}
 
 

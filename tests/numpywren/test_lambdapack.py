@@ -126,7 +126,9 @@ def good(N):
 def test_cholesky_writes_are_proven_disjoint_symbolically():
     program = PROGRAMS["cholesky"].program
     writes = [(s, a) for s in program.statements for a in s.writes]
-    same_matrix_pairs = sum(1 for (s1, a1), (s2, a2) in itertools.combinations_with_replacement(writes, 2) if a1.matrix == a2.matrix)
+    same_matrix_pairs = sum(
+        1 for (s1, a1), (s2, a2) in itertools.combinations_with_replacement(writes, 2) if a1.matrix == a2.matrix
+    )
     assert len(program.proven_disjoint) == same_matrix_pairs
 
 
@@ -151,7 +153,12 @@ def brute_force(dag: ImplicitDAG):
 
 SIZES = {
     "cholesky": [{"N": n} for n in (1, 2, 3, 5, 10)],
-    "gemm": [{"M": 1, "N": 1, "K": 1}, {"M": 2, "N": 3, "K": 5}, {"M": 2, "N": 1, "K": 17}, {"M": 10, "N": 10, "K": 10}],
+    "gemm": [
+        {"M": 1, "N": 1, "K": 1},
+        {"M": 2, "N": 3, "K": 5},
+        {"M": 2, "N": 1, "K": 17},
+        {"M": 10, "N": 10, "K": 10},
+    ],
     "tsqr": [{"M": m} for m in (1, 2, 3, 5, 6, 7, 10, 13)],
     "qr": [{"M": m, "N": n} for m, n in ((1, 1), (1, 3), (3, 1), (4, 4), (7, 3), (3, 7), (10, 10))],
     "bdfac": [{"M": m, "N": n} for m, n in ((1, 1), (2, 1), (3, 3), (7, 4), (10, 10))],

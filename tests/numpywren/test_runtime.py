@@ -123,7 +123,8 @@ def test_a_task_rerun_after_lease_expiry_rewrites_identical_bytes_and_counts_as_
     from sls_ray.config import load_config
     from sls_ray.runtime import simulate
 
-    exp = Exp({"main": _lease_main, "dies": _dies_after_writing, "executor": executor}, ("main", {"job": job.to_dict(), "cfg": cfg}),
+    exp = Exp({"main": _lease_main, "dies": _dies_after_writing, "executor": executor},
+              ("main", {"job": job.to_dict(), "cfg": cfg}),
               {}, {}, ["s3", "redis", "sqs"])
     r = simulate(load_config(data={"experiment": "inline", "profile": NO_RETRIES}), experiment=exp)
     assert r.summary["status"] == "ok", r.invocations["error"].tolist()

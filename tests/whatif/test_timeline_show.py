@@ -119,7 +119,8 @@ def test_show_prints_status_cost_failures_storage_and_slowest(run_dir):
     inv = read_invocations(run_dir)
     slow = slowest_functions(inv, 1).iloc[0]
     assert slow["duration_s"] == (inv["end_s"] - inv["start_s"]).max()
-    assert busiest_operations(pd.read_csv(run_dir / "storage.csv"))[0][:3] == ("s3", "PUT", 15)  # 12 invocations + 3 retries
+    # 12 invocations + 3 retries
+    assert busiest_operations(pd.read_csv(run_dir / "storage.csv"))[0][:3] == ("s3", "PUT", 15)
 
 
 def test_show_on_a_directory_that_is_not_a_run_exits_2(tmp_path):

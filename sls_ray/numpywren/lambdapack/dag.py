@@ -107,7 +107,9 @@ class Program:
                     )
             for access in stmt.writes:
                 if access.matrix in self.inputs:
-                    raise LambdaPackSyntaxError(f"{stmt.describe()} writes input matrix {access.matrix}; inputs are read-only")
+                    raise LambdaPackSyntaxError(
+                        f"{stmt.describe()} writes input matrix {access.matrix}; inputs are read-only"
+                    )
                 written.add(access.matrix)
         self.matrices: frozenset[str] = frozenset(ranks)
         unknown = (self.inputs | self.outputs) - self.matrices
@@ -124,7 +126,10 @@ class Program:
         code = Code()
         for sid, stmt in enumerate(self.statements):
             emit_statement_helpers(code, sid, stmt)
-            for kind, accesses, table in (("r", stmt.reads, self._reader_solvers), ("w", stmt.writes, self._writer_solvers)):
+            for kind, accesses, table in (
+                ("r", stmt.reads, self._reader_solvers),
+                ("w", stmt.writes, self._writer_solvers),
+            ):
                 for aid, access in enumerate(accesses):
                     fn_name = f"_solve_{kind}_{sid}_{aid}"
                     emit_solver(code, fn_name, stmt, access, plan_solve(stmt, access))
@@ -145,7 +150,9 @@ class Program:
         if not self.params:
             return [{}]
         top = {1: 10, 2: 7, 3: 4}.get(len(self.params), 3)
-        grid = [dict(zip(self.params, values)) for values in itertools.product(range(1, top + 1), repeat=len(self.params))]
+        grid = [
+            dict(zip(self.params, values)) for values in itertools.product(range(1, top + 1), repeat=len(self.params))
+        ]
         grid += [dict.fromkeys(self.params, n) for n in range(top + 1, top + 3)]
         return grid
 
@@ -202,7 +209,9 @@ class ImplicitDAG:
         missing = set(program.params) - set(sizes)
         extra = set(sizes) - set(program.params)
         if missing or extra:
-            raise LambdaPackError(f"{program.name} takes sizes {list(program.params)}; missing {sorted(missing)}, unknown {sorted(extra)}")
+            raise LambdaPackError(
+                f"{program.name} takes sizes {list(program.params)}; missing {sorted(missing)}, unknown {sorted(extra)}"
+            )
         for key, value in sizes.items():
             if type(value) is not int or value < 0:
                 raise LambdaPackError(f"size {key} must be a non-negative int, got {value!r}")
@@ -332,7 +341,9 @@ class ImplicitDAG:
                     starting.extend(self.statement_tasks(stmt.name))
                     continue
                 for task in self.statement_tasks(stmt.name):
-                    if not any(self.writer(block) is not None for block in self.reads(task) if block.matrix in self._writers_of):
+                    if not any(
+                        self.writer(block) is not None for block in self.reads(task) if block.matrix in self._writers_of
+                    ):
                         starting.append(task)
             self._starting = starting
         return list(self._starting)

@@ -55,7 +55,9 @@ class Parser:
             self._check_name(func, param, "size parameter")
         self.symbols = {name: integer_symbol(name) for name in self.params}
         # (kernel, loops, conditions, reads, writes, line, source text) per statement, in order.
-        self.raw: list[tuple[str, tuple[Loop, ...], tuple[Condition, ...], tuple[Access, ...], tuple[Access, ...], int, str]] = []
+        self.raw: list[
+            tuple[str, tuple[Loop, ...], tuple[Condition, ...], tuple[Access, ...], tuple[Access, ...], int, str]
+        ] = []
         self._block(func.body, (), (), is_top=True)
 
     # -- errors and names --------------------------------------------------------------
@@ -69,7 +71,9 @@ class Parser:
 
     # -- statements --------------------------------------------------------------------
 
-    def _block(self, body: list[ast.stmt], loops: tuple[Loop, ...], conds: tuple[Condition, ...], is_top: bool = False) -> None:
+    def _block(
+        self, body: list[ast.stmt], loops: tuple[Loop, ...], conds: tuple[Condition, ...], is_top: bool = False
+    ) -> None:
         scope = {loop.var for loop in loops}
         for position, node in enumerate(body):
             if isinstance(node, ast.For):
@@ -83,10 +87,18 @@ class Parser:
                 self._assign(node, loops, conds, scope)
             elif isinstance(node, ast.Pass):
                 continue
-            elif is_top and position == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            elif (
+                is_top
+                and position == 0
+                and isinstance(node, ast.Expr)
+                and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
+            ):
                 continue  # docstring
             else:
-                self._fail(node, f"{type(node).__name__} is not LAMBDAPACK (only for/if/else and `BLOCKS = kernel(BLOCKS)`)")
+                self._fail(
+                    node, f"{type(node).__name__} is not LAMBDAPACK (only for/if/else and `BLOCKS = kernel(BLOCKS)`)"
+                )
 
     def _for(self, node: ast.For, loops: tuple[Loop, ...], conds: tuple[Condition, ...], scope: set[str]) -> None:
         if not isinstance(node.target, ast.Name):
@@ -98,14 +110,22 @@ class Parser:
         if node.orelse:
             self._fail(node, "for/else is not LAMBDAPACK")
         call = node.iter
-        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "range" and not call.keywords and 1 <= len(call.args) <= 3):
+        if not (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Name)
+            and call.func.id == "range"
+            and not call.keywords
+            and 1 <= len(call.args) <= 3
+        ):
             self._fail(node, "loops must iterate over range(stop), range(start, stop) or range(start, stop, step)")
         parts = list(call.args)
         if len(parts) == 1:
             parts.insert(0, ast.Constant(0))
         if len(parts) == 2:
             parts.append(ast.Constant(1))
-        (start, start_deps), (stop, stop_deps), (step, step_deps) = (self._bound_expr(p, scope, what="loop bound") for p in parts)
+        (start, start_deps), (stop, stop_deps), (step, step_deps) = (
+            self._bound_expr(p, scope, what="loop bound") for p in parts
+        )
         loop = Loop(
             var,
             start,
@@ -157,11 +177,17 @@ class Parser:
                 return self.symbols.setdefault(node.id, integer_symbol(node.id))
             self._fail(node, f"{node.id!r} is neither an enclosing loop variable nor a size parameter")
         if isinstance(node, ast.BinOp) and type(node.op) in _INDEX_BINOPS:
-            return _INDEX_BINOPS[type(node.op)](self._index_sympy(node.left, scope), self._index_sympy(node.right, scope))
+            return _INDEX_BINOPS[type(node.op)](
+                self._index_sympy(node.left, scope), self._index_sympy(node.right, scope)
+            )
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             inner = self._index_sympy(node.operand, scope)
             return -inner if isinstance(node.op, ast.USub) else inner
-        self._fail(node, f"index expression `{ast.unparse(node)}` may use integers, loop variables, size parameters and + - * ** only")
+        self._fail(
+            node,
+            f"index expression `{ast.unparse(node)}` may use integers, loop variables, size parameters "
+            "and + - * ** only",
+        )
         raise AssertionError  # unreachable: _fail raises
 
     def _try_sympy(self, node: ast.expr, scope: set[str]) -> sympy.Expr | None:
@@ -178,7 +204,9 @@ class Parser:
                 if sub.id in scope:
                     deps.add(sub.id)
                 elif sub.id not in self.params and sub.id not in BOUND_FUNCTIONS:
-                    self._fail(node, f"{what} uses {sub.id!r}, which is not an enclosing loop variable or size parameter")
+                    self._fail(
+                        node, f"{what} uses {sub.id!r}, which is not an enclosing loop variable or size parameter"
+                    )
             elif isinstance(sub, ast.Call):
                 if not (isinstance(sub.func, ast.Name) and sub.func.id in BOUND_FUNCTIONS and not sub.keywords):
                     self._fail(node, f"{what} may call only {sorted(BOUND_FUNCTIONS)}")
@@ -191,6 +219,8 @@ class Parser:
             elif isinstance(sub, ast.Compare):
                 if any(isinstance(op, (ast.Is, ast.IsNot, ast.In, ast.NotIn)) for op in sub.ops):
                     self._fail(node, f"{what} may compare with < <= == != >= > only")
-            elif not isinstance(sub, (ast.UnaryOp, ast.BoolOp, ast.expr_context, ast.unaryop, ast.operator, ast.cmpop, ast.boolop)):
+            elif not isinstance(
+                sub, (ast.UnaryOp, ast.BoolOp, ast.expr_context, ast.unaryop, ast.operator, ast.cmpop, ast.boolop)
+            ):
                 self._fail(node, f"{what} may not use {type(sub).__name__}")
         return ast.unparse(node), frozenset(deps)

@@ -37,7 +37,9 @@ class _SolvePlan:
     verify_rows: tuple[int, ...]
 
 
-def _nonlinear_unknowns(eq: sympy.Expr, unknowns: Sequence[sympy.Symbol]) -> tuple[set[sympy.Symbol], set[sympy.Symbol]]:
+def _nonlinear_unknowns(
+    eq: sympy.Expr, unknowns: Sequence[sympy.Symbol]
+) -> tuple[set[sympy.Symbol], set[sympy.Symbol]]:
     """Unknowns that keep ``eq`` from being affine: (inside exponents or functions, in products)."""
     present = [u for u in unknowns if eq.has(u)]
     if not present:
@@ -286,7 +288,10 @@ def emit_solver(code: Code, fn_name: str, stmt: Statement, access: Access, plan:
                 code.add(depth + 1, skip())
         for row in plan.verify_rows:
             tag = f"row:{row}"
-            if tag not in done_checks and {str(s) for s in access.exprs[row].free_symbols} & set(stmt.loop_vars) <= bound:
+            if (
+                tag not in done_checks
+                and {str(s) for s in access.exprs[row].free_symbols} & set(stmt.loop_vars) <= bound
+            ):
                 done_checks.add(tag)
                 code.add(depth, f"if ({access.index[row]}) != {knowns[row]}:")
                 code.add(depth + 1, skip())
@@ -309,7 +314,9 @@ def _affine(exprs: Sequence[sympy.Expr], unknowns: Sequence[sympy.Symbol]) -> bo
     return not any(any(_nonlinear_unknowns(sympy.expand(e), unknowns)) for e in exprs)
 
 
-def _outside_bounds(stmt: Statement, rename: Mapping[str, sympy.Symbol], solution: Mapping[sympy.Symbol, sympy.Expr]) -> bool:
+def _outside_bounds(
+    stmt: Statement, rename: Mapping[str, sympy.Symbol], solution: Mapping[sympy.Symbol, sympy.Expr]
+) -> bool:
     """True if the solution puts some loop variable provably outside its loop's range."""
     for loop in stmt.loops:
         value = solution.get(rename[loop.var], rename[loop.var])
