@@ -11,7 +11,8 @@ Runs are resumable: a point whose directory holds a finished run of the same *re
 config (the config after the platform profile, its ``extends:`` chain and the experiment's
 parameter defaults are filled in) is read back, not redone; a point whose resolved config
 changed — an edited profile, a new default — is stale and runs again. Which is which is
-decided by a hash of the resolved config (:func:`config_hash`), not by file dates.
+decided by a hash of the resolved config (``sweep.config_hash``, checked by ``run_sweep``
+for every point), not by file dates.
 
 A paper system adds its figures in ``sls_ray/<system>/figures.py`` as a module-level
 ``FIGURES`` list and one line in :data:`FIGURE_MODULES` (docs/adding.md, "A figure").
@@ -27,13 +28,11 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
-import yaml
 
 from sls_ray.config import apply_set, load_config, parse_set, read_yaml
 from sls_ray.errors import ConfigError
 from sls_ray.plotting import save_png
 from sls_ray.results import read_summary, write_csv
-from sls_ray.sweep import config_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "configs"
@@ -205,13 +204,6 @@ def select_figures(target: str, every: bool = False) -> list[Figure]:
 
 # -- the run step
 
-def _resolved(data: dict) -> dict:
-    from sls_ray.runtime import build, resolved_config
-
-    cfg = load_config(data=data)
-    return resolved_config(cfg, *build(cfg))
-
-
 def _raw(spec: SweepSpec) -> dict:
     raw = read_yaml(spec.config_path())
     for item in spec.sets:
@@ -238,24 +230,6 @@ def _points(spec: SweepSpec) -> list[dict]:
     return [data for data, _ in expand(raw, grid)]
 
 
-def drop_stale_points(spec: SweepSpec, out: Path) -> list[Path]:
-    """Delete point directories whose finished run is of another resolved config; return them.
-
-    ``run_sweep`` already reruns a point whose config data changed; this also catches what
-    the data does not show: an edited platform profile or a changed parameter default.
-    """
-    dropped = []
-    for i, data in enumerate(_points(spec)):
-        point = out / f"point-{i:03d}"
-        written = point / "config.yaml"
-        if not written.exists():
-            continue
-        if config_hash(yaml.safe_load(written.read_text())) != config_hash(_resolved(data)):
-            shutil.rmtree(point)
-            dropped.append(point)
-    return dropped
-
-
 def run_sweep_spec(spec: SweepSpec, runs_dir: Path, serial: bool = False, fresh: bool = False,
                    on_point: Callable[[int, int], None] | None = None) -> SweepRun:
     """Sweep one spec into ``runs_dir/<name>``, resuming finished points of the same config."""
@@ -264,8 +238,6 @@ def run_sweep_spec(spec: SweepSpec, runs_dir: Path, serial: bool = False, fresh:
     out = Path(runs_dir) / spec.name
     if fresh and out.exists():
         shutil.rmtree(out)
-    if out.exists():
-        drop_stale_points(spec, out)
     df = run_sweep(str(spec.config_path()), grid_items(spec), list(spec.sets), out, on_point,
                    parallel=not (serial or spec.serial))
     return SweepRun(spec, df, [out / p for p in df["point"]], _points(spec))
